@@ -1,0 +1,55 @@
+# HA testbed. The two commands a new user needs:
+#   make acceptance   bring the testbed up and run the acceptance scenarios
+#   make test         unit tests and Docker integration tests
+PY      ?= python3.11
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+PROJECT ?= hatb
+export TB_PROJECT := $(PROJECT)
+
+.PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VPY): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required; set PY=...)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $(VPY)
+
+venv: $(VPY) ## the harness's virtualenv (.venv)
+
+images: ## build every image from Debian packages (no registry needed)
+	bash images/build.sh
+
+testbed-up: $(VPY) ## bring the testbed up (builds missing images), wait until healthy, print status
+	$(VPY) -m harness.testbed up
+
+status: $(VPY) ## status table of the running testbed
+	$(VPY) -m harness.testbed status
+
+logs: $(VPY) ## logs of every node
+	$(VPY) -m harness.testbed logs
+
+heal: $(VPY) ## heal every fault left behind (containers stopped/paused, cuts) and wait healthy
+	$(VPY) -m harness.testbed heal
+
+testbed-down: $(VPY) ## remove everything the testbed created
+	$(VPY) -m harness.testbed down
+
+acceptance: $(VPY) ## bring the testbed up and run the acceptance scenarios (report in runs/latest)
+	$(VPY) -m pytest scenarios $(PYTEST_ARGS)
+
+unit: $(VPY) ## fast unit tests only (no Docker)
+	$(VPY) -m pytest tests -m "not integration" $(PYTEST_ARGS)
+
+test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenarios
+	$(VPY) -m pytest tests scenarios $(PYTEST_ARGS)
+
+bench: $(VPY) ## benchmarks: switchover time over several runs, bring-up time
+	$(VPY) bench/switchover.py $(BENCH_ARGS)
+
+clean: testbed-down
+	rm -rf $(VENV) images/.wheelhouse runs

@@ -1,0 +1,1 @@
+"""The reference Toolpack host: service monitor, the four applications, the database."""

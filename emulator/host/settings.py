@@ -1,0 +1,74 @@
+"""Host settings, all from the environment the compose file sets (one place to read them)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+RUN_DIR = os.environ.get("TB_RUN_DIR", "/run/toolpack")
+
+GATEWAY_PORT = 7100
+SYSMGR_PORT = 7200
+UNIT_CONTROL_PORT = 7000
+OAM_PORT = 8080
+APPS = ("toolpack_sys_manager", "toolpack_engine", "gateway", "tboamapp")
+
+
+def _env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise SystemExit(f"missing required environment variable {name}")
+    return value
+
+
+def _ms(name: str, default: int) -> float:
+    return int(os.environ.get(name, default)) / 1000.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str                       # this host's name: host-a / host-b
+    peer: str
+    ctrl_ips: tuple[str, str]       # this host on ctrl-a, ctrl-b
+    peer_ctrl_ips: tuple[str, str]
+    units: dict[str, tuple[str, str]]   # unit name -> (ctrl-a ip, ctrl-b ip)
+    db_main: str                    # explicit IPs, never localhost (seed)
+    db_backup: str
+    db_role: str                    # "main" or "backup": what this host's server starts as
+    db_password: str
+    repl_password: str
+    oam_token: str
+    priority: int                   # lower wins the first election
+    hb_interval: float = 0.1
+    peer_timeout: float = 0.6
+    poll_interval: float = 0.2
+    lease: float = 1.5
+    handover_holddown: float = 3.0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        units = {}
+        # TB_UNITS="tmedia-1=172.28.1.21/172.28.2.21,tmedia-2=..."
+        for item in _env("TB_UNITS").split(","):
+            name, ips = item.split("=")
+            a, b = ips.split("/")
+            units[name.strip()] = (a.strip(), b.strip())
+        return cls(
+            host=_env("TB_HOST"),
+            peer=_env("TB_PEER"),
+            ctrl_ips=tuple(_env("TB_CTRL_IPS").split(",")),
+            peer_ctrl_ips=tuple(_env("TB_PEER_CTRL_IPS").split(",")),
+            units=units,
+            db_main=_env("TB_DB_MAIN"),
+            db_backup=_env("TB_DB_BACKUP"),
+            db_role=_env("TB_DB_ROLE"),
+            db_password=_env("TB_DB_PASSWORD"),
+            repl_password=_env("TB_REPL_PASSWORD"),
+            oam_token=_env("TB_OAM_TOKEN"),
+            priority=int(_env("TB_PRIORITY", "1")),
+            hb_interval=_ms("TB_HB_INTERVAL_MS", 100),
+            peer_timeout=_ms("TB_PEER_TIMEOUT_MS", 600),
+            poll_interval=_ms("TB_POLL_INTERVAL_MS", 200),
+            lease=_ms("TB_LEASE_MS", 1500),
+            handover_holddown=_ms("TB_HANDOVER_HOLDDOWN_MS", 3000),
+        )

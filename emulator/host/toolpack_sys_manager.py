@@ -1,0 +1,184 @@
+"""toolpack_sys_manager: heartbeats with the peer host, polls (leases) the TMedia units,
+and runs the election rule of `election.py`. Publishes its view in RUN_DIR/role.json
+(read by gateway, engine and tboamapp) and RUN_DIR/sysmgr.json (read by tboamapp)."""
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import socket
+import time
+
+from . import state
+from .election import ACTIVE, Election
+from .settings import GATEWAY_PORT, SYSMGR_PORT, UNIT_CONTROL_PORT, Settings
+from .udp import decode, encode
+
+APP = "toolpack_sys_manager"
+TICK = 0.02
+
+
+def ready_from_monitor() -> bool:
+    """The host can be active only while its engine and gateway run (rule 3/4)."""
+    apps = state.read("monitor").get("apps", {})
+    return all(apps.get(a, {}).get("state") == "running" for a in ("toolpack_engine", "gateway"))
+
+
+class SysManager:
+    def __init__(self, s: Settings):
+        self.s = s
+        self.el = Election(s.priority, s.peer_timeout, s.lease, s.handover_holddown)
+        prev = state.read("role")
+        if prev.get("role") == ACTIVE:
+            self.el.resume_active(int(prev.get("epoch", 0)))
+            state.log(APP, f"restarted while active: resuming epoch {prev.get('epoch')}")
+        self.hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.hb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.hb.bind(("0.0.0.0", SYSMGR_PORT))
+        self.hb.setblocking(False)
+        self.units_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.units_sock.setblocking(False)
+        self.seq = 0
+        self.pending: dict[int, tuple[str, float]] = {}
+        self.units: dict[str, dict] = {u: {"reply": None, "last_ok": None, "refused": None}
+                                       for u in s.units}
+        self.next_hb = self.next_poll = self.next_publish = 0.0
+        self.published_role = None
+        self.quitting = False
+
+    # ---- messages -----------------------------------------------------------------
+    def _sendto(self, sock, msg, addr):
+        try:
+            sock.sendto(encode(msg), addr)
+        except OSError as exc:   # a cut path (EPERM from a drop rule, unreachable): try the other
+            if exc.errno not in (errno.EPERM, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EINVAL):
+                raise
+
+    def send_heartbeats(self):
+        msg = {"op": "hb", "host": self.s.host, "role": self.el.role, "epoch": self.el.epoch,
+               "ready": ready_from_monitor(), "priority": self.s.priority}
+        for ip in self.s.peer_ctrl_ips:
+            self._sendto(self.hb, msg, (ip, SYSMGR_PORT))
+
+    def handle_hb_socket(self):
+        while True:
+            try:
+                data, addr = self.hb.recvfrom(65000)
+            except BlockingIOError:
+                return
+            try:
+                msg = decode(data)
+            except ValueError as exc:
+                self._sendto(self.hb, {"ok": False, "error": str(exc)}, addr)
+                continue
+            op = msg["op"]
+            if op == "hb" and addr[0] in self.s.peer_ctrl_ips:
+                self.el.heard_peer(self.s.peer_ctrl_ips.index(addr[0]), str(msg.get("role")),
+                                   bool(msg.get("ready")), int(msg.get("priority", 99)),
+                                   int(msg.get("epoch", 0)))
+            elif op == "takeover" and addr[0] in self.s.peer_ctrl_ips:
+                state.log(APP, f"peer asks us to take over (via {addr[0]})")
+                self.el.request_takeover()
+            elif op == "quit" and addr[0] == "127.0.0.1":
+                # the service monitor is quitting gracefully: hand over first
+                self.quitting = True
+                self.apply(self.el.quit(), "service quit")
+                self.publish(force=True)
+                self._sendto(self.hb, {"ok": True, "seq": msg.get("seq"), "role": self.el.role}, addr)
+            else:
+                self._sendto(self.hb, {"ok": False, "seq": msg.get("seq"),
+                                       "error": f"unknown op {op!r}"}, addr)
+
+    def poll_units(self, now):
+        gateways = [[ip, GATEWAY_PORT] for ip in self.s.ctrl_ips]
+        for unit, ips in self.s.units.items():
+            self.seq += 1
+            self.pending[self.seq] = (unit, now)
+            msg = {"op": "poll", "seq": self.seq, "controller": self.s.host, "epoch": self.el.epoch,
+                   "lease_ms": int(self.s.lease * 1000), "gateways": gateways}
+            for ip in ips:   # both control paths: either one keeps the lease alive
+                self._sendto(self.units_sock, msg, (ip, UNIT_CONTROL_PORT))
+        # forget polls no unit will answer any more
+        for seq in [q for q, (_, t) in self.pending.items() if now - t > 5.0]:
+            del self.pending[seq]
+
+    def handle_unit_replies(self):
+        while True:
+            try:
+                data, _ = self.units_sock.recvfrom(65000)
+            except BlockingIOError:
+                return
+            try:
+                reply = json.loads(data)
+                unit, sent_at = self.pending[reply["seq"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+            info = self.units[unit]
+            info["reply"] = reply
+            if reply.get("ok"):
+                self.el.poll_accepted(unit, sent_at)
+                info["last_ok"] = time.time()
+            else:
+                info["refused"] = reply.get("error")
+
+    def release_units(self):
+        for unit, ips in self.s.units.items():
+            for ip in ips:
+                self._sendto(self.units_sock, {"op": "release", "seq": 0, "controller": self.s.host},
+                             (ip, UNIT_CONTROL_PORT))
+
+    def apply(self, actions, why):
+        if "handover" in actions:
+            state.log(APP, f"handing over to {self.s.peer}: {why}")
+            self.release_units()
+            for ip in self.s.peer_ctrl_ips:
+                self._sendto(self.hb, {"op": "takeover", "host": self.s.host}, (ip, SYSMGR_PORT))
+
+    def publish(self, force=False):
+        now = time.monotonic()
+        if self.el.role != self.published_role:
+            state.log(APP, f"role {self.published_role} -> {self.el.role} (epoch {self.el.epoch})")
+            state.write("role", {"role": self.el.role, "epoch": self.el.epoch, "since": time.time(),
+                                 "host": self.s.host})
+            self.published_role = self.el.role
+        if force or now >= self.next_publish:
+            self.next_publish = now + 0.2
+            state.write("sysmgr", {
+                "host": self.s.host, "role": self.el.role, "epoch": self.el.epoch,
+                "peer": {"name": self.s.peer, "alive": self.el.peer_alive(),
+                         "paths_alive": [("ctrl-a", "ctrl-b")[p] for p in self.el.paths_alive()],
+                         "role": self.el.peer.role},
+                "units": {u: {"held": u in self.el.units_held(), "last_ok": i["last_ok"],
+                              "refused": i["refused"], "status": i["reply"]}
+                          for u, i in self.units.items()},
+                "updated": time.time()})
+
+    def run(self):
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        while not stop:
+            now = time.monotonic()
+            self.handle_hb_socket()
+            self.handle_unit_replies()
+            if now >= self.next_hb:
+                self.next_hb = now + self.s.hb_interval
+                self.send_heartbeats()
+            was = self.el.role
+            ready = ready_from_monitor() and not self.quitting
+            self.apply(self.el.step(ready, len(self.s.units)), "local engine or gateway down")
+            if self.el.role in ("candidate", ACTIVE) and (now >= self.next_poll or self.el.role != was):
+                self.next_poll = now + self.s.poll_interval
+                self.poll_units(now)
+            self.publish()
+            time.sleep(TICK)
+        # stopped (service quit or host shutdown): never leave the units leased to a dead manager
+        self.apply(self.el.quit(), "stopping")
+        self.publish(force=True)
+
+
+def main():
+    SysManager(Settings.from_env()).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""Brings the compose project up (or attaches to a running one), waits until it is healthy,
+names the nodes and resolves master/slave from live roles. Also the `make` entry points:
+
+    python -m harness.testbed up|down|status|logs|heal
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import httpx
+
+from . import compose
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "compose" / "testbed.yml"
+HOSTS = ("host-a", "host-b")
+UNITS = ("tmedia-1",)
+IMAGES = ("tb/host:latest", "tb/tmedia:latest", "tb/sipp:latest")
+OCTET = {"host-a": 11, "host-b": 12, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
+         "sipp-uac": 31, "sipp-uas": 32}
+NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3}
+
+
+def project_name() -> str:
+    return os.environ.get("TB_PROJECT", "hatb")
+
+
+def state_dir(project: str) -> Path:
+    return ROOT / ".testbed" / project
+
+
+def log(msg: str) -> None:
+    print(f"[testbed {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class TestbedError(RuntimeError):
+    pass
+
+
+def free_net_prefix(client: docker.DockerClient) -> str:
+    """First 172.N (N = 20..31) whose /16 overlaps no existing Docker network, so two
+    projects (or a user's own networks) never collide."""
+    used = []
+    for net in client.networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
+                used.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
+    for n in range(20, 32):
+        cand = ipaddress.ip_network(f"172.{n}.0.0/16")
+        if not any(cand.overlaps(u) for u in used):
+            return f"172.{n}"
+    raise TestbedError("no free 172.20-31.0.0/16 range for the testbed networks")
+
+
+@dataclass
+class HostStatus:
+    name: str
+    ok: bool
+    data: dict | None
+    error: str | None = None
+
+
+class Testbed:
+    def __init__(self, project: str | None = None):
+        self.project = project or project_name()
+        self.dir = state_dir(self.project)
+        self.env_file = self.dir / "testbed.env"
+        self.docker = docker.from_env()
+        self.env = self._read_env()
+
+    # ---- configuration --------------------------------------------------------------
+    def _read_env(self) -> dict:
+        if not self.env_file.exists():
+            return {}
+        out = {}
+        for line in self.env_file.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                out[k] = v
+        return out
+
+    def _write_env(self) -> None:
+        """Credentials are generated per bring-up: there is no default password or token."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "sipp").mkdir(exist_ok=True)
+        env = {
+            "TB_NET": free_net_prefix(self.docker),
+            "TB_DB_PASSWORD": secrets.token_urlsafe(18),
+            "TB_REPL_PASSWORD": secrets.token_urlsafe(18),
+            "TB_OAM_TOKEN": secrets.token_urlsafe(24),
+            "TB_STATE_DIR": str(self.dir),
+        }
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.env_file.chmod(0o600)
+        self.env = env
+
+    def ip(self, node: str, net: str = "ctrl-a") -> str:
+        return f"{self.env['TB_NET']}.{NET_INDEX[net]}.{OCTET[node]}"
+
+    def compose(self, *args: str, check: bool = True, capture: bool = False):
+        cmd = compose.command() + ["--env-file", str(self.env_file), "-p", self.project,
+                                   "-f", str(COMPOSE_FILE), *args]
+        return subprocess.run(cmd, check=check, text=True,
+                              capture_output=capture, cwd=ROOT)
+
+    # ---- nodes ----------------------------------------------------------------------
+    def container(self, service: str):
+        found = self.docker.containers.list(all=True, filters={"label": [
+            f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]})
+        if not found:
+            raise TestbedError(f"no container for {service} in project {self.project}")
+        return found[0]
+
+    def containers(self):
+        return self.docker.containers.list(all=True, filters={
+            "label": f"com.docker.compose.project={self.project}"})
+
+    def running(self) -> bool:
+        return bool(self.env) and any(c.status == "running" for c in self.containers())
+
+    # ---- OAM ------------------------------------------------------------------------
+    def oam(self, host: str, path: str, method: str = "GET", timeout: float = 3.0, **kw):
+        """Ask a host's tboamapp over ctrl-a, falling back to ctrl-b (redundant paths)."""
+        headers = {"Authorization": f"Bearer {self.env['TB_OAM_TOKEN']}"}
+        last = None
+        for net in ("ctrl-a", "ctrl-b"):
+            try:
+                r = httpx.request(method, f"http://{self.ip(host, net)}:8080{path}",
+                                  headers=headers, timeout=timeout, **kw)
+                r.raise_for_status()
+                return r.json()
+            except httpx.HTTPError as exc:
+                last = exc
+        raise TestbedError(f"OAM of {host} unreachable: {last}")
+
+    def host_status(self, host: str, timeout: float = 3.0) -> HostStatus:
+        try:
+            return HostStatus(host, True, self.oam(host, "/api/v1/status", timeout=timeout))
+        except TestbedError as exc:
+            return HostStatus(host, False, None, str(exc))
+
+    def roles(self) -> dict[str, str]:
+        out = {}
+        for h in HOSTS:
+            st = self.host_status(h, timeout=1.5)
+            out[h] = st.data["role"] if st.ok else "unreachable"
+        return out
+
+    def master(self) -> str:
+        active = [h for h, r in self.roles().items() if r == "active"]
+        if len(active) != 1:
+            raise TestbedError(f"expected exactly one active host, roles are {self.roles()}")
+        return active[0]
+
+    def slave(self) -> str:
+        m = self.master()
+        return [h for h in HOSTS if h != m][0]
+
+    # ---- health ---------------------------------------------------------------------
+    def health(self) -> tuple[bool, list[str]]:
+        """Healthy: one active host holding every unit, both services fully running,
+        replication running semi-synchronously from the main to the backup."""
+        problems = []
+        statuses = {h: self.host_status(h) for h in HOSTS}
+        for h, st in statuses.items():
+            if not st.ok:
+                problems.append(f"{h}: OAM unreachable")
+                continue
+            down = [a for a, i in st.data["apps"].items() if i.get("state") != "running"]
+            if len(st.data["apps"]) < 4 or down:
+                problems.append(f"{h}: applications not running: {down or 'unknown'}")
+        live = {h: st.data for h, st in statuses.items() if st.ok}
+        active = [h for h, d in live.items() if d["role"] == "active"]
+        if len(active) != 1:
+            problems.append(f"active hosts: {active or 'none'}")
+        else:
+            units = live[active[0]]["units"]
+            unheld = [u for u in UNITS if not units.get(u, {}).get("held")]
+            if unheld:
+                problems.append(f"units not under control of {active[0]}: {unheld}")
+        if live:
+            db = next(iter(live.values()))["database"]
+            main, backup = db["main"], db["backup"]
+            if not main.get("reachable"):
+                problems.append("main database unreachable")
+            elif main.get("semi_sync", {}).get("Rpl_semi_sync_master_status") != "ON" \
+                    or main.get("semi_sync_clients", 0) < 1:
+                problems.append("main database: semi-synchronous replication not active")
+            rep = backup.get("replica")
+            if not backup.get("reachable"):
+                problems.append("backup database unreachable")
+            elif not rep or rep["io_running"] != "Yes" or rep["sql_running"] != "Yes":
+                problems.append(f"backup database not replicating: {rep}")
+        return not problems, problems
+
+    def wait_healthy(self, deadline_s: float = 120.0, quiet: bool = False) -> None:
+        end = time.monotonic() + deadline_s
+        last = None
+        while True:
+            ok, problems = self.health()
+            if ok:
+                return
+            if problems != last and not quiet:
+                log("waiting: " + "; ".join(problems))
+                last = problems
+            if time.monotonic() > end:
+                raise TestbedError(f"testbed not healthy after {deadline_s:.0f} s: "
+                                   + "; ".join(problems))
+            time.sleep(0.5)
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def ensure_images(self) -> None:
+        missing = []
+        for img in IMAGES:
+            try:
+                self.docker.images.get(img)
+            except docker.errors.ImageNotFound:
+                missing.append(img)
+        if missing:
+            log(f"images missing ({', '.join(missing)}): building them (make images)")
+            subprocess.run(["bash", str(ROOT / "images" / "build.sh")], check=True)
+
+    def up(self, deadline_s: float = 180.0) -> None:
+        self.ensure_images()
+        if self.running():
+            log(f"project {self.project} already running: attaching")
+        else:
+            if self.containers():   # leftovers of an interrupted run: start clean
+                self.compose("down", "-v", "--remove-orphans", check=False)
+            self._write_env()
+            log(f"starting project {self.project} on {self.env['TB_NET']}.0.0/16")
+            self.compose("up", "-d")
+        t0 = time.monotonic()
+        self.wait_healthy(deadline_s)
+        log(f"healthy after {time.monotonic() - t0:.1f} s")
+
+    def down(self) -> None:
+        if self.env_file.exists() or self.containers():
+            if not self.env_file.exists():
+                self._write_env()   # compose needs the variables to parse the file
+            self.compose("down", "-v", "--remove-orphans", "-t", "5", check=False)
+        if self.dir.exists():
+            subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+        log(f"project {self.project} removed")
+
+    def status_table(self) -> str:
+        rows = [("node", "state", "role", "apps", "detail")]
+        for h in HOSTS:
+            st = self.host_status(h)
+            c = self._state(h)
+            if not st.ok:
+                rows.append((h, c, "?", "?", st.error or ""))
+                continue
+            d = st.data
+            apps = " ".join(f"{a.split('_')[-1]}:{i['state'][:3]}({i['restarts']})"
+                            for a, i in d["apps"].items())
+            peer = d.get("peer") or {}
+            rows.append((h, c, d["role"], apps,
+                         f"peer paths {peer.get('paths_alive')}; db via {d['gateway'].get('db_server')}"))
+        db = None
+        for h in HOSTS:
+            st = self.host_status(h)
+            if st.ok:
+                db = st.data["database"]
+                units = st.data["units"] if st.data["role"] == "active" else None
+                break
+        if db:
+            m, b = db["main"], db["backup"]
+            rows.append(("db main", "up" if m.get("reachable") else "down", "main", "",
+                         f"{m['ip']} semi-sync {m.get('semi_sync', {}).get('Rpl_semi_sync_master_status')} "
+                         f"clients {m.get('semi_sync_clients')} gtid {m.get('gtid')}"))
+            rep = b.get("replica") or {}
+            rows.append(("db backup", "up" if b.get("reachable") else "down", "backup", "",
+                         f"{b['ip']} io {rep.get('io_running')} sql {rep.get('sql_running')} "
+                         f"gtid {b.get('gtid')}"))
+        for u in UNITS:
+            info = (units or {}).get(u, {}) if db else {}
+            s = info.get("status") or {}
+            rows.append((u, self._state(u), "held" if info.get("held") else "not held", "",
+                         f"controller {s.get('controller')} calls {s.get('calls_active')}/"
+                         f"{s.get('calls_total')}"))
+        for n in ("sipp-uac", "sipp-uas"):
+            rows.append((n, self._state(n), "", "", self.ip(n, "voip")))
+        widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+        return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths)) for r in rows)
+
+    def _state(self, service: str) -> str:
+        try:
+            return self.container(service).status
+        except TestbedError:
+            return "absent"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.testbed")
+    p.add_argument("command", choices=["up", "down", "status", "logs", "heal"])
+    p.add_argument("--project", default=None)
+    args = p.parse_args(argv)
+    tb = Testbed(args.project)
+    try:
+        if args.command == "up":
+            tb.up()
+            print(tb.status_table())
+        elif args.command == "down":
+            tb.down()
+        elif args.command == "status":
+            if not tb.running():
+                print(f"project {tb.project} is not running")
+                return 1
+            ok, problems = tb.health()
+            print(tb.status_table())
+            print("healthy" if ok else "NOT healthy: " + "; ".join(problems))
+            return 0 if ok else 1
+        elif args.command == "logs":
+            tb.compose("logs", "--no-color", "-t")
+        elif args.command == "heal":
+            from .faults import heal_all
+            heal_all(tb)
+            tb.wait_healthy()
+            print(tb.status_table())
+    except (TestbedError, subprocess.CalledProcessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
