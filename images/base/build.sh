@@ -79,7 +79,7 @@ log "packages: $include"
 # - mmdebstrap (root mode) replaces /usr/sbin/policy-rc.d and start-stop-daemon
 #   while installing, so mariadb-server's postinst initialises /var/lib/mysql
 #   but cannot start a server in the chroot. The customize hook below checks
-#   that no mariadbd was left running and that the datadir exists.
+#   that no process (mariadbd) was left running and that the datadir exists.
 # - The final cleanup step removes apt lists and the .deb cache; the dpkg
 #   path-excludes keep man pages, docs and translations out (as the official
 #   slim images do). They stay in /etc/dpkg/dpkg.cfg.d so later installs follow.
@@ -96,7 +96,7 @@ mmdebstrap \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \
     --dpkgopt='path-exclude=/usr/share/lintian/*' \
-    --customize-hook='if chroot "$1" pgrep -x mariadbd >/dev/null 2>&1; then echo "mariadbd left running in the chroot" >&2; exit 1; fi' \
+    --customize-hook='r=$(readlink -f "$1"); for p in /proc/[0-9]*; do if [ "$(readlink "$p/root" 2>/dev/null)" = "$r" ]; then echo "a process was left running in the chroot: $(cat "$p/comm")" >&2; exit 1; fi; done' \
     --customize-hook='test -d "$1/var/lib/mysql/mysql" || { echo "mariadb-server postinst did not initialise /var/lib/mysql" >&2; exit 1; }' \
     --customize-hook='chroot "$1" python3 -m venv --help >/dev/null' \
     --customize-hook='rm -rf "$1"/var/cache/apt/*.bin "$1"/var/log/apt/* "$1"/root/.cache' \

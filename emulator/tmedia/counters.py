@@ -1,0 +1,49 @@
+"""Call and media counters of a unit, written by the SIP stack and read by the control agent.
+
+The SIP stack runs on sippy's reactor thread and the control agent on its own thread, so
+the counters are behind a lock; `snapshot()` is what poll and status replies carry.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Optional
+
+
+class Counters:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.calls_active = 0      # answered calls not yet ended
+        self.calls_total = 0       # INVITEs that started a call (new dialogs)
+        self.calls_answered = 0    # calls that were connected (200 OK sent to the caller)
+        self.calls_failed = 0      # calls that ended without being answered (refused, no
+                                   # route, every route failed, cancelled by the caller)
+        # Media counters come from rtp.io (rtpproxy's "Ib" statistics), read on demand.
+        self.rtp_stats: Optional[Callable[[], dict]] = None
+
+    def call_started(self) -> None:
+        with self._lock:
+            self.calls_total += 1
+
+    def call_answered(self) -> None:
+        with self._lock:
+            self.calls_active += 1
+            self.calls_answered += 1
+
+    def call_ended(self, answered: bool) -> None:
+        with self._lock:
+            if answered:
+                self.calls_active -= 1
+            else:
+                self.calls_failed += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            snap = {"calls_active": self.calls_active, "calls_total": self.calls_total,
+                    "calls_answered": self.calls_answered, "calls_failed": self.calls_failed}
+        rtp = self.rtp_stats() if self.rtp_stats is not None else {}
+        # rtp_packets: packets the relay forwarded (both directions, all calls so far);
+        # None while the media relay has not reported yet.
+        snap["rtp_packets"] = rtp.get("packets_transmitted")
+        snap["rtp_packets_received"] = rtp.get("packets_received")
+        snap["rtp_sessions_active"] = rtp.get("active_sessions")
+        return snap

@@ -1,0 +1,167 @@
+"""Entry point of one emulated TMedia unit: `python -m emulator.tmedia.unit` (one per container).
+
+It exists to wire the parts together from the environment: the control agent (lease,
+counters), the gateway client (routes, call events) and the SIP stack (sippy B2BUA with
+the rtp.io media relay), then run sippy's reactor on the main thread until SIGTERM or
+SIGINT, which hang up the calls in progress and stop cleanly (exit 0).
+
+Environment:
+  TMEDIA_NAME          unit name, e.g. tmedia-1 (required)
+  TMEDIA_SIP_IP        the unit's VoIP address; SIP and RTP bind to it (required, concrete:
+                       sippy writes it into Via, Contact and SDP)
+  TMEDIA_SIP_PORT      SIP UDP port (5060)
+  TMEDIA_CONTROL_IP    control agent bind address (0.0.0.0: both control networks)
+  TMEDIA_CONTROL_PORT  control agent UDP port (7000)
+  TMEDIA_RTP_PORTS     RTP port range MIN-MAX for the relay (rtpproxy's default when unset)
+  TMEDIA_NO_REPLY_S    seconds a route may stay silent before the next one is tried (2)
+  TMEDIA_RTP_LOGLEVEL  rtpproxy's log level on stderr: err (default), warn, info (one
+                       line per stream with its packet counts at the end of each call)
+  TMEDIA_SIP_TRACE     set to log every SIP message to stderr (sippy's SipLogger)
+Bad configuration or an address that cannot be bound: a one-line message on stderr and
+exit status 2.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass
+from functools import partial
+from typing import Mapping, Optional
+
+from .log import log as log_line
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={raw!r} is not in 1..65535")
+    return port
+
+
+def _ipv4(env: Mapping[str, str], name: str, default: Optional[str]) -> str:
+    raw = env.get(name, "").strip() or default
+    if raw is None:
+        raise ConfigError(f"{name} is not set")
+    try:
+        ipaddress.IPv4Address(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an IPv4 address") from None
+    return raw
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    sip_ip: str
+    sip_port: int = 5060
+    control_ip: str = "0.0.0.0"
+    control_port: int = 7000
+    rtp_ports: Optional[tuple] = None
+    no_reply_s: int = 2
+    rtp_loglevel: str = "err"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Config":
+        name = env.get("TMEDIA_NAME", "").strip()
+        if not name:
+            raise ConfigError("TMEDIA_NAME is not set (the unit's name, e.g. tmedia-1)")
+        sip_ip = _ipv4(env, "TMEDIA_SIP_IP", None)
+        if sip_ip == "0.0.0.0":
+            raise ConfigError("TMEDIA_SIP_IP must be the unit's VoIP address, not 0.0.0.0 "
+                              "(sippy writes it into Via, Contact and SDP)")
+        rtp_ports = None
+        raw = env.get("TMEDIA_RTP_PORTS", "").strip()
+        if raw:
+            try:
+                lo, hi = (int(x) for x in raw.split("-", 1))
+            except ValueError:
+                raise ConfigError(f"TMEDIA_RTP_PORTS={raw!r}: want MIN-MAX") from None
+            if not 1024 <= lo < hi < 65536:
+                raise ConfigError(f"TMEDIA_RTP_PORTS={raw!r}: want 1024 <= MIN < MAX < 65536")
+            rtp_ports = (lo, hi)
+        raw = env.get("TMEDIA_NO_REPLY_S", "").strip() or "2"
+        try:
+            no_reply_s = int(raw)
+        except ValueError:
+            raise ConfigError(f"TMEDIA_NO_REPLY_S={raw!r} is not a whole number of seconds") from None
+        if not 1 <= no_reply_s <= 31:
+            raise ConfigError(f"TMEDIA_NO_REPLY_S={raw!r}: want 1..31 (sippy ignores 32 and more)")
+        rtp_loglevel = env.get("TMEDIA_RTP_LOGLEVEL", "").strip() or "err"
+        if rtp_loglevel not in ("dbug", "info", "warn", "err", "crit"):
+            raise ConfigError(f"TMEDIA_RTP_LOGLEVEL={rtp_loglevel!r}: want err, warn, info or dbug")
+        return cls(name=name, sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
+                   control_ip=_ipv4(env, "TMEDIA_CONTROL_IP", "0.0.0.0"),
+                   control_port=_port(env, "TMEDIA_CONTROL_PORT", 7000),
+                   rtp_ports=rtp_ports, no_reply_s=no_reply_s, rtp_loglevel=rtp_loglevel)
+
+
+def main(env: Optional[Mapping[str, str]] = None) -> int:
+    env = os.environ if env is None else env
+    try:
+        cfg = Config.from_env(env)
+    except ConfigError as exc:
+        print(f"tmedia: bad configuration: {exc}", file=sys.stderr)
+        return 2
+
+    # sippy is imported only now: its reactor (ED2) is a singleton made at import time
+    # and must belong to the main thread.
+    from signal import SIGINT, SIGTERM
+    from sippy.Signal import Signal
+    from .control import ControlAgent
+    from .counters import Counters
+    from .gateway_client import GatewayClient
+    from .sip_stack import SipStack
+
+    log = partial(log_line, cfg.name)
+    counters = Counters()
+    agent = ControlAgent(cfg.name, counters, port=cfg.control_port, host=cfg.control_ip, log=log)
+    gateways = GatewayClient(cfg.name, log=log)
+    stack = SipStack(cfg.name, cfg.sip_ip, cfg.sip_port, counters, agent.current_lease, gateways,
+                     log=log, rtp_ports=cfg.rtp_ports, no_reply_s=cfg.no_reply_s,
+                     rtp_loglevel=cfg.rtp_loglevel)
+    try:
+        agent.start()
+    except OSError as exc:
+        print(f"tmedia: cannot bind control port {cfg.control_ip}:{cfg.control_port}: {exc}",
+              file=sys.stderr)
+        return 2
+    try:
+        stack.start()
+    except OSError as exc:
+        print(f"tmedia: cannot bind SIP/RTP on {cfg.sip_ip}:{cfg.sip_port}: {exc}", file=sys.stderr)
+        agent.stop()
+        return 2
+    gateways.start()
+
+    def on_signal(signum):
+        log(f"signal {signum}: stopping")
+        stack.stop()
+
+    Signal(SIGTERM, on_signal, SIGTERM)
+    Signal(SIGINT, on_signal, SIGINT)
+    log(f"started: SIP {cfg.sip_ip}:{cfg.sip_port} (media via rtp.io on {cfg.sip_ip}"
+        f"{' ports %d-%d' % cfg.rtp_ports if cfg.rtp_ports else ''}), "
+        f"control {cfg.control_ip}:{agent.port}")
+    try:
+        stack.run()
+    finally:
+        stack.shutdown()
+        gateways.stop()
+        agent.stop()
+    log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

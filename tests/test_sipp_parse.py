@@ -1,0 +1,155 @@
+"""SIPp trace parsing on real SIPp 3.6.1 traces, plus one live local run.
+
+The fixtures under tests/fixtures/sipp/<case>/ were captured by
+tests/fixtures/sipp/capture.py (our uac.xml against test far ends).
+"""
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from harness.sipp import (LocalExecutor, SippLoad, SippUas, TraceError, join_far_end,
+                          parse_aborts, parse_logs, parse_shortmsg, read_agent_dir)
+
+FIX = Path(__file__).parent / "fixtures" / "sipp"
+
+
+def case(name):
+    uac = read_agent_dir(FIX / name / "uac", "uac")
+    uas = read_agent_dir(FIX / name / "uas", "uas") if (FIX / name / "uas").exists() else None
+    if uas is not None:
+        join_far_end(uac, uas)
+    return uac, uas
+
+
+def test_shortmsg_format():
+    lines = parse_shortmsg(FIX / "ok" / "uac" / "short.log")
+    first = lines[0]
+    assert (first.lineno, first.direction, first.cseq, first.method) == (1, "S", 1, "INVITE")
+    assert first.first_line.startswith("INVITE sip:1000@127.0.0.1:")
+    assert first.code is None and first.t > 1.7e9
+    assert [ln.code for ln in lines[1:3]] == [180, 200]
+
+
+def test_completed_calls_both_ends():
+    uac, uas = case("ok")
+    assert len(uac) == 3 and len(uas) == 3
+    for c in uac:
+        assert (c.outcome, c.ended, c.final_code, c.bye_code) == ("completed", True, 200, 200)
+        assert c.gateway == "host-a"            # from the <log> action, leading space trimmed
+        assert c.invite_t < c.answer_t < c.bye_sent_t < c.bye_ok_t
+        assert (c.far_bye, c.far_legs) == (True, 1)
+    for leg in uas:
+        assert leg.outcome == "completed" and leg.orig == leg.call_id  # direct: same Call-ID
+
+
+def test_rejected_503_is_failed_and_ended():
+    uac, uas = case("rejected")
+    for c in uac:
+        assert (c.outcome, c.final_code, c.answer_t, c.ended) == ("failed", 503, None, True)
+        assert "unexpected message" in c.abort and c.far_bye is False
+    assert {leg.outcome for leg in uas} == {"failed"}
+
+
+def test_no_answer_is_unanswered_and_ended_by_timeout():
+    (c,), _ = case("timeout")
+    assert (c.outcome, c.final_code, c.ended) == ("unanswered", None, True)
+    assert "receive timeout" in c.abort
+    assert c.end_t - c.invite_t == pytest.approx(2.0, abs=0.3)   # recv_timeout_s=2
+    assert c.far_bye is None                                     # no far end joined
+
+
+def test_bye_481_is_dropped():
+    (c,), (leg,) = case("bye481")
+    assert (c.outcome, c.bye_code, c.bye_ok_t, c.ended) == ("dropped", 481, None, True)
+    assert c.far_bye is False
+    assert (leg.outcome, leg.bye_code) == ("dropped", 481)
+
+
+def test_bye_unanswered_is_dropped_after_timeout():
+    (c,), (leg,) = case("nobye")
+    assert (c.outcome, c.bye_code, c.ended) == ("dropped", None, True)
+    assert "receive timeout" in c.abort and c.far_bye is False
+    assert leg.bye_sent_t is not None and leg.bye_ok_t is None   # BYE arrived, never answered
+    # the far end's "Dead call" entries (retransmitted BYEs) are not aborts
+    assert parse_aborts(FIX / "nobye" / "uas" / "errors.log") == {}
+
+
+def test_network_hangup_is_dropped():
+    (c,), (leg,) = case("hangup")
+    assert (c.outcome, c.ended, c.bye_sent_t) == ("dropped", True, None)
+    assert c.peer_bye_t > c.answer_t and "unexpected BYE" in c.abort
+
+
+def test_stopped_mid_call_is_not_ended():
+    uac, uas = case("hung")
+    assert [(c.outcome, c.ended) for c in uac] == [("dropped", False)] * 2
+    assert [(leg.outcome, leg.ended) for leg in uas] == [("dropped", False)] * 2
+
+
+def test_malformed_shortmsg_line_is_reported_with_its_number(tmp_path):
+    lines = (FIX / "ok" / "uac" / "short.log").read_text().splitlines()
+    lines[2] = lines[2].replace("\tCSeq:1 INVITE\t", "\tCSeq:x\t")
+    bad = tmp_path / "short.log"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceError, match=r"short\.log:3: bad short-message line"):
+        parse_shortmsg(bad)
+
+
+def test_partial_last_line_only_tolerated_while_running(tmp_path):
+    text = (FIX / "ok" / "uac" / "short.log").read_text()
+    cut = tmp_path / "short.log"
+    cut.write_text(text[: text.index("\t", len(text) - 40)])   # last line cut mid-field
+    n = text.count("\n")
+    assert len(parse_shortmsg(cut, partial_ok=True)) == n - 1
+    with pytest.raises(TraceError, match=rf":{n}:"):
+        parse_shortmsg(cut)
+
+
+def test_malformed_log_line(tmp_path):
+    p = tmp_path / "logs.log"
+    p.write_text("1-2@h gateway=host-a\nnonsense\n")
+    with pytest.raises(TraceError, match=r"logs\.log:2"):
+        parse_logs(p, "gateway")
+
+
+def _free_udp_base(span):
+    """A port p with p .. p+span-1 all free for UDP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + span > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + span):
+                x = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(x)
+                x.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for x in socks:
+                x.close()
+    raise RuntimeError("no free UDP port range")
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) not on PATH")
+def test_live_uac_uas_local(tmp_path):
+    # SIP 0/1, UAS RTP echo 2 (+2 = 4), UAC media 6 (+2), control 9/10
+    b = _free_udp_base(11)
+    ex = LocalExecutor(tmp_path)
+    with SippUas(ex, "127.0.0.1", port=b, media_port=b + 2, control_port=b + 9) as uas:
+        with SippLoad(ex, f"127.0.0.1:{b}", "127.0.0.1", port=b + 1, media_port=b + 6,
+                      control_port=b + 10, rate=10, hold_s=1.0, calls=5,
+                      recv_timeout_s=3.0) as load:
+            assert load.wait(), "SIPp did not finish its calls by the deadline"
+        uas.stop()
+    calls, legs = load.calls(far_end=uas), uas.calls()
+    assert len(calls) == 5 and len(legs) == 5
+    assert [(c.outcome, c.ended, c.far_bye) for c in calls] == [("completed", True, True)] * 5
+    assert {leg.outcome for leg in legs} == {"completed"}
+    assert {leg.orig for leg in legs} == {c.call_id for c in calls}

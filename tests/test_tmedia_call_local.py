@@ -1,0 +1,602 @@
+"""End-to-end test of one TMedia unit process on 127.0.0.1, without Docker.
+
+The unit (`python -m emulator.tmedia.unit`) runs on non-default ports; a tiny fake
+gateway (UDP JSON) answers its route requests and records its call events; a poller
+thread holds the unit's lease the way a sys_manager does; real SIPp (Debian sip-tester)
+is the caller (UAC, playing g711a.pcap) and the far end (UAS with -rtp_echo). Calls are
+judged at both ends from SIPp's statistics files, never from its exit code.
+
+The UAS scenario answers with the Contact SIPp's built-in uas sends
+(`;transport=UDP`, upper case: DESIGN.md defect 1), so passing here also shows the
+stack's workaround: the BYE has to reach the UAS for it to count the call as a success.
+
+The process-level checks (bad config, garbage on the SIP port, malformed control
+requests, SIGTERM) need no SIPp and run everywhere.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SIPP = shutil.which("sipp")
+PCAP = "/usr/share/sip-tester/g711a.pcap"
+needs_sipp = pytest.mark.skipif(SIPP is None, reason="sipp (Debian package sip-tester) is not on PATH")
+
+GATEWAY_NAME = "gw-test"
+HOLD_MS = 2000
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def wait_for(cond, timeout: float, what: str, interval: float = 0.05):
+    """Poll cond() until it returns a truthy value; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def control(port: int, msg, timeout: float = 1.0) -> dict:
+    data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(data, ("127.0.0.1", port))
+        return json.loads(s.recv(65000))
+
+
+class Unit:
+    """The unit process with its logs in tmp_path."""
+
+    def __init__(self, tmp_path: Path, **env):
+        self.sip_port = free_udp_port()
+        self.control_port = free_udp_port()
+        self.out = tmp_path / "unit.out"
+        self.err = tmp_path / "unit.err"
+        self.env = dict(os.environ, TMEDIA_NAME="tmedia-t", TMEDIA_SIP_IP="127.0.0.1",
+                        TMEDIA_SIP_PORT=str(self.sip_port), TMEDIA_CONTROL_IP="127.0.0.1",
+                        TMEDIA_CONTROL_PORT=str(self.control_port), PYTHONUNBUFFERED="1")
+        self.env.update(env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.unit"], cwd=REPO, env=self.env,
+                                     stdout=open(self.out, "wb"), stderr=open(self.err, "wb"))
+
+    def status(self) -> dict:
+        return control(self.control_port, {"op": "status", "seq": 1})
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"unit exited {self.proc.returncode}: {self.err.read_text()}")
+            try:
+                st = self.status()
+            except (socket.timeout, ConnectionRefusedError):
+                return False
+            return st.get("rtp_packets") is not None   # the media relay has reported
+        wait_for(ready, timeout, "the unit's control agent and media relay")
+
+    def log(self) -> str:
+        return self.out.read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class FakeGateway:
+    """UDP JSON gateway: answers `route` with `routes` (or refuses with `refuse` = (code, text))
+    and records requests and call events."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.routes: list = []
+        self.refuse = None
+        self.requests: list = []
+        self.events: list = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                data, addr = self.sock.recvfrom(65000)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            msg = json.loads(data)
+            if msg.get("op") == "call":
+                self.events.append(msg)
+                continue
+            self.requests.append(msg)
+            if self.refuse:
+                reply = {"seq": msg["seq"], "ok": False, "code": self.refuse[0], "error": self.refuse[1]}
+            else:
+                reply = {"seq": msg["seq"], "ok": True, "gateway": GATEWAY_NAME,
+                         "routes": [{"host": h, "port": p} for h, p in self.routes]}
+            self.sock.sendto(json.dumps(reply).encode(), addr)
+
+    def events_for(self, event: str) -> set:
+        return {e["call_id"] for e in self.events if e.get("event") == event}
+
+    def close(self):
+        self._stop = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+class Poller:
+    """Holds the unit's lease like a sys_manager: a poll every 200 ms, lease 2 s. The
+    lease's gateway list starts with an address nobody listens on (a cut control path):
+    the unit must still get its routes through the other one."""
+
+    def __init__(self, unit: Unit, gateway: FakeGateway):
+        self.unit, self.dead = unit, free_udp_port()
+        self.gateways = [["127.0.0.1", self.dead], ["127.0.0.1", gateway.port]]
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.seq = 0
+
+    def poll(self) -> dict:
+        self.seq += 1
+        return control(self.unit.control_port, {"op": "poll", "seq": self.seq, "controller": "host-test",
+                                                 "epoch": 1, "lease_ms": 2000, "gateways": self.gateways})
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            try:
+                self.poll()
+            except (socket.timeout, OSError):
+                pass
+
+    def start(self):
+        assert self.poll()["ok"] is True
+        self.thread.start()
+
+    def stop_and_release(self):
+        self._stop.set()
+        self.thread.join(timeout=2)
+        assert control(self.unit.control_port, {"op": "release", "seq": 99, "controller": "host-test"}) \
+            == {"ok": True, "seq": 99}
+
+
+# --- SIPp -----------------------------------------------------------------------------------
+
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+"""
+
+UAC_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tb uac with media">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+X-Tb-Call: tb-[call_number]
+Content-Type: application/sdp
+Content-Length: [len]
+
+%(sdp)s
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true">
+    <action>
+      <ereg regexp="%(gateway)s" search_in="hdr" header="X-Tb-Gateway:" check_it="true" assign_to="gw"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <nop><action><exec play_pcap_audio="%(pcap)s"/></action></nop>
+  <pause milliseconds="%(hold)d"/>
+  <send retrans="500" start_txn="bye"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+X-Seen-Gateway: [$gw]
+Content-Length: 0
+]]></send>
+  <!-- response_txn: a retransmitted 200 to the INVITE must not pass for the BYE's -->
+  <recv response="200" response_txn="bye" crlf="true"/>
+</scenario>
+"""
+
+UAC_REFUSED_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tb uac expecting a refusal">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+%(sdp)s
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="%(code)d"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+</scenario>
+"""
+
+# The far end. Its Contact is the one SIPp's built-in uas sends (transport=UDP, upper
+# case); it checks the caller's X-Tb-Call arrived unchanged.
+UAS_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tb uas">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="tb-[0-9]+" search_in="hdr" header="X-Tb-Call:" check_it="true" assign_to="tbcall"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+]]></send>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+X-Seen-Call: [$tbcall]
+Content-Type: application/sdp
+Content-Length: [len]
+
+%(sdp)s
+]]></send>
+  <recv request="ACK" rtd="true" crlf="true"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+]]></send>
+  <timewait milliseconds="500"/>
+</scenario>
+"""
+
+
+class Sipp:
+    """One SIPp agent in its own work directory, with explicit trace file names."""
+
+    def __init__(self, workdir: Path, name: str, scenario: str, args: list):
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True)
+        (self.dir / "scenario.xml").write_text(scenario)
+        self.stat = self.dir / "stat.csv"
+        self.cmd = [SIPP, *args, "-sf", "scenario.xml", "-nostdin", "-trace_stat", "-stf", "stat.csv",
+                    "-fd", "1", "-trace_err", "-error_file", "errors.log",
+                    "-trace_shortmsg", "-shortmessage_file", "messages.log",
+                    "-trace_screen", "-screen_file", "screen.log"]
+        self.proc = subprocess.Popen(self.cmd, cwd=self.dir, stdin=subprocess.DEVNULL,
+                                     stdout=open(self.dir / "stdout.log", "wb"), stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+            raise AssertionError(f"sipp {self.dir.name} did not finish within {timeout} s; "
+                                 f"{self.describe()}") from None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def counts(self) -> dict:
+        """Cumulative counters from the last line of SIPp's -trace_stat file."""
+        rows = list(csv.reader(self.stat.read_text().splitlines(), delimiter=";"))
+        header, last = rows[0], rows[-1]
+        return {k: last[i] for i, k in enumerate(header) if i < len(last)}
+
+    def calls(self) -> tuple:
+        c = self.counts()
+        return int(c["SuccessfulCall(C)"]), int(c["FailedCall(C)"])
+
+    def describe(self) -> str:
+        parts = []
+        for f in ("errors.log", "stdout.log"):
+            p = self.dir / f
+            if p.exists():
+                parts.append(f"{f}: {p.read_text(errors='replace')[-2000:]}")
+        return "\n".join(parts)
+
+
+def uas(tmp_path: Path, name: str, calls: int) -> tuple:
+    port, mport = free_udp_port(), free_udp_port()
+    agent = Sipp(tmp_path, name, UAS_XML % {"sdp": SDP},
+                 ["-i", "127.0.0.1", "-p", str(port), "-mp", str(mport), "-rtp_echo",
+                  "-m", str(calls), "-timeout", "120"])
+    return agent, port
+
+
+def uac(tmp_path: Path, name: str, unit: Unit, scenario: str, calls: int, rate: int = 10) -> Sipp:
+    return Sipp(tmp_path, name, scenario,
+                [f"127.0.0.1:{unit.sip_port}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+                 "-mp", str(free_udp_port()), "-s", "1000", "-r", str(rate), "-m", str(calls),
+                 "-timeout", "120"])
+
+
+def wait_udp_bound(port: int, timeout: float = 10.0):
+    """SIPp has bound its SIP port (the bind fails while it holds it)."""
+    def bound():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+            return False
+    wait_for(bound, timeout, f"SIPp to bind UDP {port}")
+
+
+RTP_STATS = re.compile(r"INFO:(?P<cid>[^:]+)-\d+:rtpp_pipe_get_stats:\d+: RTP stats: (?P<callee>\d+) in from callee, "
+                       r"(?P<caller>\d+) in from caller, (?P<relayed>\d+) relayed")
+
+
+def rtp_sessions(unit: Unit) -> dict:
+    """Per call (rtpproxy session = A-leg Call-ID + "-<media index>"): packets in from each
+    side, relayed. Needs TMEDIA_RTP_LOGLEVEL=info (rtpproxy logs them when a call ends)."""
+    out = {}
+    for m in RTP_STATS.finditer(unit.err.read_text(errors="replace")):
+        out[m["cid"]] = (int(m["caller"]), int(m["callee"]), int(m["relayed"]))
+    return out
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tmedia")
+    unit = Unit(tmp, TMEDIA_NO_REPLY_S="1", TMEDIA_RTP_LOGLEVEL="info")
+    gateway = FakeGateway()
+    try:
+        unit.wait_ready()
+        yield unit, gateway, tmp
+    finally:
+        rc = unit.stop()
+        gateway.close()
+        assert rc == 0, f"unit exit status {rc}: {unit.err.read_text()[-3000:]}"
+
+
+# --- the calls ------------------------------------------------------------------------------
+
+@needs_sipp
+def test_no_lease_gets_503(env):
+    unit, gateway, tmp = env
+    assert unit.status()["controller"] is None
+    n_requests = len(gateway.requests)
+    caller = uac(tmp, "uac-nolease", unit, UAC_REFUSED_XML % {"sdp": SDP, "code": 503}, calls=1)
+    caller.wait(30)
+    assert caller.calls() == (1, 0), caller.describe()
+    assert len(gateway.requests) == n_requests      # nobody to ask without a lease
+    assert "failed code=503" in unit.log()
+
+
+@needs_sipp
+def test_calls_with_media_through_the_unit(env):
+    unit, gateway, tmp = env
+    calls = 30
+    poller = Poller(unit, gateway)
+    poller.start()
+    try:
+        far, far_port = uas(tmp, "uas", calls)
+        gateway.routes = [("127.0.0.1", far_port)]
+        wait_udp_bound(far_port)
+        before = unit.status()
+        n_requests = len(gateway.requests)
+        caller = uac(tmp, "uac", unit, UAC_XML % {"sdp": SDP, "gateway": GATEWAY_NAME, "pcap": PCAP,
+                                                 "hold": HOLD_MS}, calls=calls, rate=10)
+        caller.wait(90)
+        far.wait(30)     # the UAS ends only when it has seen all its calls end (BYE)
+    finally:
+        poller.stop_and_release()
+    # both ends: every call succeeded at the caller (200 with X-Tb-Gateway, BYE answered)
+    # and at the far end (X-Tb-Call passed, ACK and BYE received)
+    assert caller.calls() == (calls, 0), caller.describe()
+    assert far.calls() == (calls, 0), far.describe()
+
+    # the unit's own view and the gateway's
+    st = wait_for(lambda: (lambda s: s if s["calls_active"] == 0 else None)(unit.status()), 10,
+                  "no active call left")
+    assert st["calls_total"] - before["calls_total"] == calls
+    assert st["calls_answered"] - before["calls_answered"] == calls
+    assert st["calls_failed"] == before["calls_failed"]
+    routed = {r["call_id"] for r in gateway.requests[n_requests:]}
+    assert len(routed) == calls
+    wait_for(lambda: routed <= gateway.events_for("ended"), 5, "an 'ended' event per call")
+    assert routed <= gateway.events_for("answered")
+    assert all(e["unit"] == "tmedia-t" and e["gateway"] == GATEWAY_NAME for e in gateway.events)
+
+    # media: every call's RTP went through the unit both ways (UAC -> unit -> UAS echo ->
+    # unit -> UAC), per rtpproxy's per-session statistics, and the unit's counters grew
+    sessions = wait_for(lambda: (lambda s: s if routed <= set(s) else None)(rtp_sessions(unit)), 10,
+                        "rtpproxy's statistics for every call")
+    per_call = {cid: sessions[cid] for cid in routed}
+    # g711a.pcap carries ~33 packets/s; a 2 s hold gives ~60 each way, so 20 is a floor
+    # that only a broken relay misses
+    thin = {cid: v for cid, v in per_call.items() if v[0] < 20 or v[1] < 20}
+    assert not thin, f"calls with little or no RTP (caller, callee, relayed): {thin}"
+    relayed = sum(v[2] for v in per_call.values())
+    st = wait_for(lambda: (lambda s: s if s["rtp_packets"] - before["rtp_packets"] >= relayed else None)(
+        unit.status()), 5, "the unit's rtp_packets to count the relayed packets")
+    print(f"\n{calls} calls ok at both ends; RTP through the unit: caller->unit "
+          f"{sum(v[0] for v in per_call.values())}, callee->unit {sum(v[1] for v in per_call.values())}, "
+          f"relayed {relayed}; unit rtp_packets +{st['rtp_packets'] - before['rtp_packets']}")
+
+
+@needs_sipp
+def test_next_route_when_the_first_does_not_answer(env):
+    unit, gateway, tmp = env
+    poller = Poller(unit, gateway)
+    poller.start()
+    try:
+        far, far_port = uas(tmp, "uas-alt", 1)
+        gateway.routes = [("127.0.0.1", free_udp_port()), ("127.0.0.1", far_port)]   # first: nobody
+        wait_udp_bound(far_port)
+        caller = uac(tmp, "uac-alt", unit, UAC_XML % {"sdp": SDP, "gateway": GATEWAY_NAME, "pcap": PCAP,
+                                                     "hold": 200}, calls=1)
+        caller.wait(30)
+        far.wait(30)
+    finally:
+        poller.stop_and_release()
+    assert caller.calls() == (1, 0), caller.describe()
+    assert far.calls() == (1, 0), far.describe()
+
+
+@needs_sipp
+def test_gateway_refusal_code_reaches_the_caller(env):
+    unit, gateway, tmp = env
+    poller = Poller(unit, gateway)
+    poller.start()
+    gateway.refuse = (404, "no route for '1000'")
+    try:
+        caller = uac(tmp, "uac-404", unit, UAC_REFUSED_XML % {"sdp": SDP, "code": 404}, calls=1)
+        caller.wait(30)
+    finally:
+        gateway.refuse = None
+        poller.stop_and_release()
+    assert caller.calls() == (1, 0), caller.describe()
+
+
+# --- the process --------------------------------------------------------------------------
+
+def test_bad_config_exits_nonzero_with_a_message():
+    for env, needle in (({"TMEDIA_NAME": ""}, "TMEDIA_NAME"),
+                        ({"TMEDIA_NAME": "u", "TMEDIA_SIP_IP": "0.0.0.0"}, "TMEDIA_SIP_IP"),
+                        ({"TMEDIA_NAME": "u", "TMEDIA_SIP_IP": "not-an-ip"}, "TMEDIA_SIP_IP"),
+                        ({"TMEDIA_NAME": "u", "TMEDIA_SIP_IP": "127.0.0.1", "TMEDIA_SIP_PORT": "99999"},
+                         "TMEDIA_SIP_PORT")):
+        full = {k: v for k, v in os.environ.items() if not k.startswith("TMEDIA_")}
+        full.update(env)
+        r = subprocess.run([sys.executable, "-m", "emulator.tmedia.unit"], cwd=REPO, env=full,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, (env, r.stderr)
+        assert "bad configuration" in r.stderr and needle in r.stderr, r.stderr
+
+
+def test_unbindable_sip_address_exits_nonzero(tmp_path):
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails, nothing is sent anywhere
+    unit = Unit(tmp_path, TMEDIA_SIP_IP="192.0.2.1")
+    assert unit.proc.wait(timeout=60) == 2
+    assert "cannot bind" in unit.err.read_text()
+
+
+def test_survives_garbage_and_stops_cleanly_on_sigterm(tmp_path):
+    unit = Unit(tmp_path)
+    try:
+        unit.wait_ready()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for junk in (b"\x00\xff" * 40, b"INVITE sip:x SIP/2.0\r\nVia: broken\r\n\r\n" + b"x" * 40,
+                         b"SIP/2.0 999999 nonsense\r\n\r\n" + b"y" * 40, b"hello"):
+                s.sendto(junk, ("127.0.0.1", unit.sip_port))
+        # malformed control requests get an error reply, with seq when there is one
+        assert control(unit.control_port, b"{not json")["ok"] is False
+        assert control(unit.control_port, b"[1,2]")["ok"] is False
+        assert control(unit.control_port, {"op": "reboot", "seq": 4}) == \
+            {"ok": False, "error": "unknown op 'reboot'", "seq": 4}
+        assert control(unit.control_port, {"op": "poll", "seq": 5, "controller": "h", "lease_ms": -1})["ok"] is False
+        # a well-formed SIP request after the junk is still answered
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.sendto((f"OPTIONS sip:unit@127.0.0.1:{unit.sip_port} SIP/2.0\r\n"
+                      f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-tb1\r\n"
+                      f"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:unit@127.0.0.1>\r\n"
+                      f"Call-ID: probe-1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                      f"Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", unit.sip_port))
+            assert s.recv(65000).startswith(b"SIP/2.0 200 ")
+        assert unit.proc.poll() is None
+        assert unit.status()["ok"] is True
+    finally:
+        rc = unit.stop()
+    assert rc == 0, unit.err.read_text()
+    assert "stopped" in unit.log()
