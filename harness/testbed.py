@@ -220,20 +220,32 @@ class Testbed:
 
     # ---- lifecycle ------------------------------------------------------------------
     def ensure_images(self) -> None:
-        missing = []
-        for img in IMAGES:
+        """Build (or confirm) the images: seconds when nothing changed, so always done;
+        TB_SKIP_BUILD=1 uses whatever images are there."""
+        if os.environ.get("TB_SKIP_BUILD") == "1":
+            return
+        subprocess.run(["bash", str(ROOT / "images" / "build.sh")], check=True,
+                       stdout=subprocess.DEVNULL if os.environ.get("CI") else None)
+
+    def stale_containers(self) -> list[str]:
+        """Containers started from an older build of their image (attach would test old code)."""
+        out = []
+        for c in self.containers():
             try:
-                self.docker.images.get(img)
+                if c.image.id != self.docker.images.get(c.attrs["Config"]["Image"]).id:
+                    out.append(c.name)
             except docker.errors.ImageNotFound:
-                missing.append(img)
-        if missing:
-            log(f"images missing ({', '.join(missing)}): building them (make images)")
-            subprocess.run(["bash", str(ROOT / "images" / "build.sh")], check=True)
+                out.append(c.name)
+        return out
 
     def up(self, deadline_s: float = 180.0) -> None:
         self.ensure_images()
         if self.running():
             log(f"project {self.project} already running: attaching")
+            stale = self.stale_containers()
+            if stale:
+                log(f"WARNING: {', '.join(stale)} run older images than the ones just built: "
+                    f"`make testbed-down testbed-up` to test the current code")
         else:
             if self.containers():   # leftovers of an interrupted run: start clean
                 self.compose("down", "-v", "--remove-orphans", check=False)

@@ -23,6 +23,14 @@ TAG=${TAG:-latest}
 log_dir="$here/.cache/logs"
 mkdir -p "$log_dir"
 
+# One build at a time on this checkout (the harness calls this script before
+# every bring-up): a second run waits, then finds everything up to date.
+exec 9>"$here/.cache/build.lock"
+if ! flock -n 9; then
+    printf '==> another images/build.sh is running; waiting for it ...\n'
+    flock 9
+fi
+
 t0=$EPOCHREALTIME
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 say() { printf '==> %s\n' "$*"; }
@@ -81,13 +89,18 @@ if [[ -n "${BASE:-}" ]]; then
     say "using BASE=$BASE (not building tb/base:bookworm)"
 else
     BASE=tb/base:bookworm
-    step "mmdebstrap" ensure_mmdebstrap
+    command -v mmdebstrap >/dev/null 2>&1 || step "install mmdebstrap" ensure_mmdebstrap
     step "base image $BASE" bash "$here/base/build.sh"
 fi
 step "wheelhouse" bash "$here/wheels.sh"
 step "image tb/host:$TAG" docker_build host images/host/Dockerfile
 step "image tb/tmedia:$TAG" docker_build tmedia images/tmedia/Dockerfile
 step "image tb/sipp:$TAG" docker_build sipp images/sipp/Dockerfile
+
+# Superseded builds (untagged, unused by any container, carrying our label)
+# would pile up with every code change: drop them. Layers still used by the
+# current images, the build cache and running containers are kept.
+docker image prune -f --filter label=org.hatestbed=1 >/dev/null 2>&1 || true
 
 say "all images built in $(elapsed "$t0") s"
 docker images --filter label=org.hatestbed=1 --filter dangling=false --format '    {{.Repository}}:{{.Tag}}\t{{.Size}}' | sort

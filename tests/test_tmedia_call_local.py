@@ -75,9 +75,11 @@ class Unit:
         self.control_port = free_udp_port()
         self.out = tmp_path / "unit.out"
         self.err = tmp_path / "unit.err"
+        self.state_dir = tmp_path / "state"
         self.env = dict(os.environ, TMEDIA_NAME="tmedia-t", TMEDIA_SIP_IP="127.0.0.1",
                         TMEDIA_SIP_PORT=str(self.sip_port), TMEDIA_CONTROL_IP="127.0.0.1",
-                        TMEDIA_CONTROL_PORT=str(self.control_port), PYTHONUNBUFFERED="1")
+                        TMEDIA_CONTROL_PORT=str(self.control_port), TMEDIA_STATE_DIR=str(self.state_dir),
+                        PYTHONUNBUFFERED="1")
         self.env.update(env)
         self.proc = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.unit"], cwd=REPO, env=self.env,
                                      stdout=open(self.out, "wb"), stderr=open(self.err, "wb"))
@@ -120,6 +122,7 @@ class FakeGateway:
         self.port = self.sock.getsockname()[1]
         self.routes: list = []
         self.refuse = None
+        self.delay = 0.0      # seconds before answering a route request
         self.requests: list = []
         self.events: list = []
         self._stop = False
@@ -145,7 +148,16 @@ class FakeGateway:
             else:
                 reply = {"seq": msg["seq"], "ok": True, "gateway": GATEWAY_NAME,
                          "routes": [{"host": h, "port": p} for h, p in self.routes]}
+            if self.delay:
+                threading.Timer(self.delay, self._send, (reply, addr)).start()
+            else:
+                self._send(reply, addr)
+
+    def _send(self, reply, addr):
+        try:
             self.sock.sendto(json.dumps(reply).encode(), addr)
+        except OSError:
+            pass
 
     def events_for(self, event: str) -> set:
         return {e["call_id"] for e in self.events if e.get("event") == event}
@@ -288,6 +300,49 @@ Content-Length: 0
 </scenario>
 """
 
+UAC_CANCEL_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tb uac cancelling while the unit waits for its route">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+%(sdp)s
+]]></send>
+  <recv response="100"/>
+  <pause milliseconds="200"/>
+  <send><![CDATA[
+CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 CANCEL
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="200"/>
+  <recv response="487"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+</scenario>
+"""
+
 # The far end. Its Contact is the one SIPp's built-in uas sends (transport=UDP, upper
 # case); it checks the caller's X-Tb-Call arrived unchanged.
 UAS_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -338,10 +393,14 @@ Content-Length: 0
 """
 
 
+_AGENTS: list = []
+
+
 class Sipp:
     """One SIPp agent in its own work directory, with explicit trace file names."""
 
     def __init__(self, workdir: Path, name: str, scenario: str, args: list):
+        _AGENTS.append(self)
         self.dir = workdir / name
         self.dir.mkdir(parents=True)
         (self.dir / "scenario.xml").write_text(scenario)
@@ -417,25 +476,33 @@ def wait_udp_bound(port: int, timeout: float = 10.0):
     wait_for(bound, timeout, f"SIPp to bind UDP {port}")
 
 
-RTP_STATS = re.compile(r"INFO:(?P<cid>[^:]+)-\d+:rtpp_pipe_get_stats:\d+: RTP stats: (?P<callee>\d+) in from callee, "
-                       r"(?P<caller>\d+) in from caller, (?P<relayed>\d+) relayed")
-
-
-def rtp_sessions(unit: Unit) -> dict:
-    """Per call (rtpproxy session = A-leg Call-ID + "-<media index>"): packets in from each
-    side, relayed. Needs TMEDIA_RTP_LOGLEVEL=info (rtpproxy logs them when a call ends)."""
+def media_records(unit: Unit) -> dict:
+    """Per call, from the relay's own accounting (rtp.io's rtpproxy appends a line to
+    rtpproxy_acct.csv in the unit's state directory when a call's media session ends):
+    A-leg Call-ID -> (packets in from one side, from the other side, relayed)."""
+    path = unit.state_dir / "rtpproxy_acct.csv"
+    if not path.exists():
+        return {}
     out = {}
-    for m in RTP_STATS.finditer(unit.err.read_text(errors="replace")):
-        out[m["cid"]] = (int(m["caller"]), int(m["callee"]), int(m["relayed"]))
+    for row in csv.DictReader(path.read_text().splitlines()):
+        cid = re.sub(r"-\d+$", "", row["call_id"])       # rtpproxy's session = Call-ID-<media index>
+        out[cid] = (int(row["rtp_npkts_ina"]), int(row["rtp_npkts_ino"]), int(row["rtp_nrelayed"]))
     return out
 
 
 # --- fixtures ----------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def no_sipp_left_behind():
+    yield
+    while _AGENTS:
+        _AGENTS.pop().stop()
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmedia")
-    unit = Unit(tmp, TMEDIA_NO_REPLY_S="1", TMEDIA_RTP_LOGLEVEL="info")
+    unit = Unit(tmp, TMEDIA_NO_REPLY_S="1")
     gateway = FakeGateway()
     try:
         unit.wait_ready()
@@ -496,19 +563,19 @@ def test_calls_with_media_through_the_unit(env):
     assert all(e["unit"] == "tmedia-t" and e["gateway"] == GATEWAY_NAME for e in gateway.events)
 
     # media: every call's RTP went through the unit both ways (UAC -> unit -> UAS echo ->
-    # unit -> UAC), per rtpproxy's per-session statistics, and the unit's counters grew
-    sessions = wait_for(lambda: (lambda s: s if routed <= set(s) else None)(rtp_sessions(unit)), 10,
-                        "rtpproxy's statistics for every call")
-    per_call = {cid: sessions[cid] for cid in routed}
-    # g711a.pcap carries ~33 packets/s; a 2 s hold gives ~60 each way, so 20 is a floor
+    # unit -> UAC), per the relay's own per-call accounting, and the unit's counters grew
+    records = wait_for(lambda: (lambda r: r if routed <= set(r) else None)(media_records(unit)), 10,
+                       "the relay's media record for every call")
+    per_call = {cid: records[cid] for cid in routed}
+    # g711a.pcap carries ~33 packets/s; a 2 s hold gives ~65 each way, so 20 is a floor
     # that only a broken relay misses
     thin = {cid: v for cid, v in per_call.items() if v[0] < 20 or v[1] < 20}
-    assert not thin, f"calls with little or no RTP (caller, callee, relayed): {thin}"
+    assert not thin, f"calls with little or no RTP (side a, side o, relayed): {thin}"
     relayed = sum(v[2] for v in per_call.values())
     st = wait_for(lambda: (lambda s: s if s["rtp_packets"] - before["rtp_packets"] >= relayed else None)(
         unit.status()), 5, "the unit's rtp_packets to count the relayed packets")
-    print(f"\n{calls} calls ok at both ends; RTP through the unit: caller->unit "
-          f"{sum(v[0] for v in per_call.values())}, callee->unit {sum(v[1] for v in per_call.values())}, "
+    print(f"\n{calls} calls ok at both ends; RTP through the unit: in from side a "
+          f"{sum(v[0] for v in per_call.values())}, from side o {sum(v[1] for v in per_call.values())}, "
           f"relayed {relayed}; unit rtp_packets +{st['rtp_packets'] - before['rtp_packets']}")
 
 
@@ -544,6 +611,64 @@ def test_gateway_refusal_code_reaches_the_caller(env):
         gateway.refuse = None
         poller.stop_and_release()
     assert caller.calls() == (1, 0), caller.describe()
+
+
+@needs_sipp
+def test_caller_cancel_while_the_route_is_pending(env):
+    """The route answer comes back after the caller gave up: the unit must not place a
+    B-leg (sippy's rDone finds the A-leg no longer trying)."""
+    unit, gateway, tmp = env
+    poller = Poller(unit, gateway)
+    poller.start()
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # where a B-leg INVITE would go
+    probe.bind(("127.0.0.1", 0))
+    probe.settimeout(0.1)
+    gateway.routes = [("127.0.0.1", probe.getsockname()[1])]
+    gateway.delay = 0.6     # inside the unit's 1 s deadline, after the CANCEL
+    n_requests = len(gateway.requests)
+    try:
+        caller = uac(tmp, "uac-cancel", unit, UAC_CANCEL_XML % {"sdp": SDP}, calls=1)
+        caller.wait(30)
+        assert caller.calls() == (1, 0), caller.describe()
+        wait_for(lambda: len(gateway.requests) > n_requests, 5, "the route request")
+        # the route answer is due 0.6 s after the request; give it that and 0.5 s more
+        # to (not) turn into an INVITE towards the route
+        deadline = time.monotonic() + 1.1
+        while time.monotonic() < deadline:
+            try:
+                data = probe.recv(65000)
+            except socket.timeout:
+                continue
+            raise AssertionError(f"B-leg placed after the caller cancelled: {data[:200]!r}")
+    finally:
+        gateway.delay = 0.0
+        probe.close()
+        poller.stop_and_release()
+    assert "cancelled by caller" in unit.log()
+
+
+@needs_sipp
+def test_sigterm_hangs_up_calls_in_progress(tmp_path):
+    unit = Unit(tmp_path)
+    gateway = FakeGateway()
+    try:
+        unit.wait_ready()
+        poller = Poller(unit, gateway)
+        poller.start()
+        far, far_port = uas(tmp_path, "uas-term", 3)
+        gateway.routes = [("127.0.0.1", far_port)]
+        wait_udp_bound(far_port)
+        uac(tmp_path, "uac-term", unit, UAC_XML % {"sdp": SDP, "gateway": GATEWAY_NAME, "pcap": PCAP,
+                                                  "hold": 60000}, calls=3)   # stopped by the fixture
+        wait_for(lambda: unit.status()["calls_active"] == 3, 20, "3 answered calls")
+        poller.stop_and_release()
+        assert unit.stop() == 0, unit.err.read_text()[-3000:]
+        far.wait(30)       # the far end saw a BYE for each of its calls
+        assert far.calls() == (3, 0), far.describe()
+        assert "stopping: hanging up 3 call(s)" in unit.log()
+    finally:
+        unit.stop()
+        gateway.close()
 
 
 # --- the process --------------------------------------------------------------------------

@@ -35,8 +35,10 @@ def mariadbd_args(s: Settings) -> list[str]:
             "--log-bin=mysql-bin", "--relay-log=relay-bin", "--binlog-format=ROW",
             "--log-slave-updates=ON", "--gtid-strict-mode=ON", "--skip-name-resolve",
             "--skip-slave-start",
-            # semi-synchronous both ways so the roles can swap; AFTER_SYNC is the lossless one
-            "--rpl-semi-sync-master-enabled=ON", "--rpl-semi-sync-slave-enabled=ON",
+            # the main waits for the backup's ack (AFTER_SYNC is the lossless point); the
+            # backup must not wait for acks of what it applies, or each event stalls it
+            f"--rpl-semi-sync-master-enabled={'ON' if s.db_role == 'main' else 'OFF'}",
+            "--rpl-semi-sync-slave-enabled=ON",
             "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
             f"--rpl-semi-sync-master-timeout={os.environ.get('TB_SEMISYNC_TIMEOUT_MS', '10000')}",
             "--slave-net-timeout=4", "--innodb-buffer-pool-size=32M", "--performance-schema=OFF",

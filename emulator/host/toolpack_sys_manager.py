@@ -18,10 +18,16 @@ APP = "toolpack_sys_manager"
 TICK = 0.02
 
 
-def ready_from_monitor() -> bool:
-    """The host can be active only while its engine and gateway run (rule 3/4)."""
+CRITICAL_APPS = ("toolpack_engine", "gateway")
+
+
+def ready_from_monitor() -> tuple[bool, tuple]:
+    """The host can be active only while its engine and gateway run (rule 3/4). Also
+    returns their pids: the monitor restarts a killed one within milliseconds, so a
+    changed pid is how a death between two ticks is still seen."""
     apps = state.read("monitor").get("apps", {})
-    return all(apps.get(a, {}).get("state") == "running" for a in ("toolpack_engine", "gateway"))
+    pids = tuple(apps.get(a, {}).get("pid") for a in CRITICAL_APPS)
+    return all(apps.get(a, {}).get("state") == "running" for a in CRITICAL_APPS), pids
 
 
 class SysManager:
@@ -45,6 +51,7 @@ class SysManager:
         self.next_hb = self.next_poll = self.next_publish = 0.0
         self.published_role = None
         self.quitting = False
+        self.app_pids = None
 
     # ---- messages -----------------------------------------------------------------
     def _sendto(self, sock, msg, addr):
@@ -56,7 +63,7 @@ class SysManager:
 
     def send_heartbeats(self):
         msg = {"op": "hb", "host": self.s.host, "role": self.el.role, "epoch": self.el.epoch,
-               "ready": ready_from_monitor(), "priority": self.s.priority}
+               "ready": ready_from_monitor()[0], "priority": self.s.priority}
         for ip in self.s.peer_ctrl_ips:
             self._sendto(self.hb, msg, (ip, SYSMGR_PORT))
 
@@ -164,7 +171,10 @@ class SysManager:
                 self.next_hb = now + self.s.hb_interval
                 self.send_heartbeats()
             was = self.el.role
-            ready = ready_from_monitor() and not self.quitting
+            ready, pids = ready_from_monitor()
+            restarted = self.app_pids is not None and pids != self.app_pids
+            self.app_pids = pids
+            ready = ready and not restarted and not self.quitting
             self.apply(self.el.step(ready, len(self.s.units)), "local engine or gateway down")
             if self.el.role in ("candidate", ACTIVE) and (now >= self.next_poll or self.el.role != was):
                 self.next_poll = now + self.s.poll_interval

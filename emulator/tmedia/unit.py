@@ -14,6 +14,9 @@ Environment:
   TMEDIA_CONTROL_PORT  control agent UDP port (7000)
   TMEDIA_RTP_PORTS     RTP port range MIN-MAX for the relay (rtpproxy's default when unset)
   TMEDIA_NO_REPLY_S    seconds a route may stay silent before the next one is tried (2)
+  TMEDIA_STATE_DIR     the unit's working directory (<tmp>/tmedia-<name>): rtp.io's
+                       rtpproxy appends one line per call's media to rtpproxy_acct.csv
+                       in the working directory (packets each way, relayed, lost, jitter)
   TMEDIA_RTP_LOGLEVEL  rtpproxy's log level on stderr: err (default), warn, info (one
                        line per stream with its packet counts at the end of each call)
   TMEDIA_SIP_TRACE     set to log every SIP message to stderr (sippy's SipLogger)
@@ -25,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import partial
 from typing import Mapping, Optional
@@ -70,6 +74,7 @@ class Config:
     rtp_ports: Optional[tuple] = None
     no_reply_s: int = 2
     rtp_loglevel: str = "err"
+    state_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -100,7 +105,9 @@ class Config:
         rtp_loglevel = env.get("TMEDIA_RTP_LOGLEVEL", "").strip() or "err"
         if rtp_loglevel not in ("dbug", "info", "warn", "err", "crit"):
             raise ConfigError(f"TMEDIA_RTP_LOGLEVEL={rtp_loglevel!r}: want err, warn, info or dbug")
-        return cls(name=name, sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
+        state_dir = os.path.abspath(env.get("TMEDIA_STATE_DIR", "").strip() or
+                                    os.path.join(tempfile.gettempdir(), f"tmedia-{name}"))
+        return cls(name=name, state_dir=state_dir, sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
                    control_ip=_ipv4(env, "TMEDIA_CONTROL_IP", "0.0.0.0"),
                    control_port=_port(env, "TMEDIA_CONTROL_PORT", 7000),
                    rtp_ports=rtp_ports, no_reply_s=no_reply_s, rtp_loglevel=rtp_loglevel)
@@ -122,6 +129,15 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     from .counters import Counters
     from .gateway_client import GatewayClient
     from .sip_stack import SipStack
+
+    # rtp.io's rtpproxy writes its per-call accounting (rtpproxy_acct.csv) into the
+    # working directory: make that the unit's state directory, not wherever it started
+    try:
+        os.makedirs(cfg.state_dir, exist_ok=True)
+        os.chdir(cfg.state_dir)
+    except OSError as exc:
+        print(f"tmedia: bad configuration: TMEDIA_STATE_DIR={cfg.state_dir!r}: {exc}", file=sys.stderr)
+        return 2
 
     log = partial(log_line, cfg.name)
     counters = Counters()
@@ -152,7 +168,8 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     Signal(SIGINT, on_signal, SIGINT)
     log(f"started: SIP {cfg.sip_ip}:{cfg.sip_port} (media via rtp.io on {cfg.sip_ip}"
         f"{' ports %d-%d' % cfg.rtp_ports if cfg.rtp_ports else ''}), "
-        f"control {cfg.control_ip}:{agent.port}")
+        f"control {cfg.control_ip}:{agent.port}, media accounting "
+        f"{os.path.join(cfg.state_dir, 'rtpproxy_acct.csv')}")
     try:
         stack.run()
     finally:
