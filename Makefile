@@ -49,6 +49,7 @@ test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenario
 	$(VPY) -m pytest tests scenarios $(PYTEST_ARGS)
 
 bench: $(VPY) ## benchmarks: switchover time over several runs, bring-up time
+	$(VPY) bench/bringup.py $(BENCH_ARGS)
 	$(VPY) bench/switchover.py $(BENCH_ARGS)
 
 clean: testbed-down

@@ -26,7 +26,7 @@ mkdir -p "$log_dir"
 # One build at a time on this checkout (the harness calls this script before
 # every bring-up): a second run waits, then finds everything up to date.
 exec 9>"$here/.cache/build.lock"
-if ! flock -n 9; then
+if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
     printf '==> another images/build.sh is running; waiting for it ...\n'
     flock 9
 fi

@@ -115,3 +115,19 @@ def test_resumed_manager_keeps_role_for_one_lease_then_needs_the_units():
     clock.t += 1.0                              # past the grace and the lease: no units
     el.step(ready=True, units_total=1)
     assert el.role == STANDBY
+
+
+def test_stale_active_heartbeat_after_takeover_does_not_demote_the_candidate():
+    """The peer's last heartbeat before its handover (still 'active') may arrive after
+    its takeover request, on the other path: it must not send us back to standby."""
+    el, clock = make(priority=2)
+    hear(el, role="active", priority=1)
+    el.request_takeover(seq=10)
+    el.step(ready=True, units_total=1)
+    assert el.role == CANDIDATE
+    el.heard_peer(0, "active", True, 1, 0, seq=9)     # in flight before the handover
+    el.step(ready=True, units_total=1)
+    assert el.role == CANDIDATE
+    el.poll_accepted("tmedia-1", clock.t)
+    el.step(ready=True, units_total=1)
+    assert el.role == ACTIVE

@@ -32,6 +32,7 @@ class PeerView:
     ready: bool = False
     priority: int = 99
     last_heard: dict = field(default_factory=dict)   # path index -> monotonic time
+    min_seq: int = 0      # heartbeats older than the peer's last takeover request are stale
 
 
 class Election:
@@ -50,13 +51,19 @@ class Election:
         self.lease_until: dict[str, float] = {}      # unit -> held until
 
     # ---- inputs -------------------------------------------------------------------
-    def heard_peer(self, path: int, role: str, ready: bool, priority: int, epoch: int) -> None:
+    def heard_peer(self, path: int, role: str, ready: bool, priority: int, epoch: int,
+                   seq: int = 0) -> None:
         self.peer.last_heard[path] = self.clock()
-        self.peer.role, self.peer.ready, self.peer.priority = role, ready, priority
         self.epoch = max(self.epoch, epoch)
+        if seq < self.peer.min_seq:
+            return      # sent before the peer handed over (other path, or reordered)
+        self.peer.role, self.peer.ready, self.peer.priority = role, ready, priority
 
-    def request_takeover(self) -> None:
+    def request_takeover(self, seq: int = 0) -> None:
+        """The peer handed over: it is standby from its heartbeat `seq` on."""
         self.takeover_requested = True
+        self.peer.role = STANDBY
+        self.peer.min_seq = max(self.peer.min_seq, seq)
 
     def poll_accepted(self, unit: str, sent_at: float) -> None:
         self.lease_until[unit] = sent_at + self.lease * 0.9

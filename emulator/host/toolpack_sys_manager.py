@@ -52,6 +52,7 @@ class SysManager:
         self.published_role = None
         self.quitting = False
         self.app_pids = None
+        self.hb_seq = int(time.time() * 1000)   # grows across restarts of this manager
 
     # ---- messages -----------------------------------------------------------------
     def _sendto(self, sock, msg, addr):
@@ -62,7 +63,9 @@ class SysManager:
                 raise
 
     def send_heartbeats(self):
-        msg = {"op": "hb", "host": self.s.host, "role": self.el.role, "epoch": self.el.epoch,
+        self.hb_seq += 1
+        msg = {"op": "hb", "seq": self.hb_seq, "host": self.s.host, "role": self.el.role,
+               "epoch": self.el.epoch,
                "ready": ready_from_monitor()[0], "priority": self.s.priority}
         for ip in self.s.peer_ctrl_ips:
             self._sendto(self.hb, msg, (ip, SYSMGR_PORT))
@@ -82,10 +85,10 @@ class SysManager:
             if op == "hb" and addr[0] in self.s.peer_ctrl_ips:
                 self.el.heard_peer(self.s.peer_ctrl_ips.index(addr[0]), str(msg.get("role")),
                                    bool(msg.get("ready")), int(msg.get("priority", 99)),
-                                   int(msg.get("epoch", 0)))
+                                   int(msg.get("epoch", 0)), int(msg.get("seq") or 0))
             elif op == "takeover" and addr[0] in self.s.peer_ctrl_ips:
                 state.log(APP, f"peer asks us to take over (via {addr[0]})")
-                self.el.request_takeover()
+                self.el.request_takeover(int(msg.get("hb_seq") or 0))
             elif op == "quit" and addr[0] == "127.0.0.1":
                 # the service monitor is quitting gracefully: hand over first
                 self.quitting = True
@@ -138,8 +141,11 @@ class SysManager:
         if "handover" in actions:
             state.log(APP, f"handing over to {self.s.peer}: {why}")
             self.release_units()
+            # heartbeats from hb_seq on say standby; older ones still in flight are stale
+            self.hb_seq += 1
             for ip in self.s.peer_ctrl_ips:
-                self._sendto(self.hb, {"op": "takeover", "host": self.s.host}, (ip, SYSMGR_PORT))
+                self._sendto(self.hb, {"op": "takeover", "host": self.s.host, "hb_seq": self.hb_seq},
+                             (ip, SYSMGR_PORT))
 
     def publish(self, force=False):
         now = time.monotonic()

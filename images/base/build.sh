@@ -53,10 +53,18 @@ if [[ "${FORCE:-0}" != 1 ]]; then
         exit 0
     fi
     # An image built from this very script may exist under no or another tag.
-    existing=$(docker images -q --filter "label=$HASH_LABEL=$hash" | head -n1)
+    # Images built FROM it inherit the label: only a one-layer image (what
+    # `docker import` makes) is the base itself.
+    existing=""
+    for id in $(docker images -a -q --no-trunc --filter "label=$HASH_LABEL=$hash" | sort -u); do
+        if [[ $(docker image inspect "$id" --format '{{len .RootFS.Layers}}' 2>/dev/null) == 1 ]]; then
+            existing=$id
+            break
+        fi
+    done
     if [[ -n "$existing" ]]; then
         docker tag "$existing" "$IMAGE"
-        log "$IMAGE is up to date (re-tagged existing image $existing, $HASH_LABEL=$hash)"
+        log "$IMAGE is up to date (re-tagged existing image ${existing:7:12}, $HASH_LABEL=$hash)"
         exit 0
     fi
 fi
