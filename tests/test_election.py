@@ -45,7 +45,7 @@ def test_losing_one_path_changes_nothing_losing_both_makes_candidate():
     clock.t += 0.5
     el.step(ready=True, units_total=1)
     assert el.role == STANDBY and el.paths_alive() == [1]
-    clock.t += 0.7                                   # now every path is silent
+    clock.t += 0.8                                   # every path silent, past start-up
     el.step(ready=True, units_total=1)
     assert el.role == CANDIDATE
 
@@ -54,6 +54,7 @@ def test_candidate_refused_by_units_never_becomes_active():
     """Only the links between the hosts are cut: the standby loses the peer but the units
     stay leased to the other host, so it never becomes active (no split brain)."""
     el, clock = make(priority=2)
+    clock.t += 2.0                              # past the start-up grace
     for _ in range(50):
         clock.t += 0.2
         el.step(ready=True, units_total=3)
@@ -131,3 +132,17 @@ def test_stale_active_heartbeat_after_takeover_does_not_demote_the_candidate():
     el.poll_accepted("tmedia-1", clock.t)
     el.step(ready=True, units_total=1)
     assert el.role == ACTIVE
+
+
+def test_at_start_the_peer_gets_time_to_be_heard():
+    el, clock = make(priority=2)
+    el.step(ready=True, units_total=1)
+    assert el.role == STANDBY                   # peer not heard yet, but it may be starting
+    hear(el, priority=1)
+    clock.t += 1.0
+    hear(el, priority=1)
+    el.step(ready=True, units_total=1)
+    assert el.role == STANDBY                   # the preferred peer is there: it goes first
+    clock.t += 2.0                              # the peer falls silent past the grace
+    el.step(ready=True, units_total=1)
+    assert el.role == CANDIDATE

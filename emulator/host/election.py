@@ -10,7 +10,8 @@ The rule, written down:
    only the links between the hosts are cut and both still reach the units: the cut-off
    standby tries, is refused by every unit, and stays a candidate.
 3. A standby becomes a *candidate* (starts polling to take the leases) when it is ready
-   (its engine and gateway run) and: the peer is lost, or the peer asks it to take over,
+   (its engine and gateway run) and: the peer is lost (or, at start, not heard within
+   3 peer timeouts), or the peer asks it to take over,
    or neither is active and it is preferred (lower priority) or the peer is not ready.
 4. An active host that is no longer ready (its engine or gateway died, or the service is
    quitting) hands over: it releases the units, asks the peer to take over and stays
@@ -49,6 +50,9 @@ class Election:
         self.holddown_until = 0.0
         self.takeover_requested = False
         self.lease_until: dict[str, float] = {}      # unit -> held until
+        # at start, give the peer time to be heard so the preferred host wins the first
+        # election instead of whichever started first
+        self.startup_until = clock() + 3 * peer_timeout
 
     # ---- inputs -------------------------------------------------------------------
     def heard_peer(self, path: int, role: str, ready: bool, priority: int, epoch: int,
@@ -118,8 +122,10 @@ class Election:
         # STANDBY
         if not ready:
             return []
-        if self.takeover_requested or not peer_alive:
+        if self.takeover_requested or (not peer_alive and now >= self.startup_until):
             self.role = CANDIDATE
+            return []
+        if not peer_alive:
             return []
         if now < self.holddown_until:
             return []

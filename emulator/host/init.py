@@ -12,20 +12,13 @@ import time
 import pymysql
 
 from . import state
+from .schema import create_and_seed
 from .settings import Settings
 
 APP = "init"
 SOCKET = "/run/mysqld/mysqld.sock"
 DATADIR = "/var/lib/mysql"
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS configurations (
-         name VARCHAR(64) PRIMARY KEY, active BOOLEAN NOT NULL DEFAULT FALSE)""",
-    """CREATE TABLE IF NOT EXISTS routes (
-         id INT AUTO_INCREMENT PRIMARY KEY, config VARCHAR(64) NOT NULL, prefix VARCHAR(32) NOT NULL,
-         priority INT NOT NULL DEFAULT 0, dest_host VARCHAR(64) NOT NULL, dest_port INT NOT NULL,
-         FOREIGN KEY (config) REFERENCES configurations(name) ON DELETE CASCADE)""",
-]
 
 
 def mariadbd_args(s: Settings) -> list[str]:
@@ -76,19 +69,7 @@ def bootstrap(s: Settings):
         cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'")
         cur.execute("SET SESSION sql_log_bin=1")
         if s.db_role == "main":
-            cur.execute("CREATE DATABASE IF NOT EXISTS toolpack")
-            cur.execute("USE toolpack")
-            for stmt in SCHEMA:
-                cur.execute(stmt)
-            cur.execute("INSERT IGNORE INTO configurations (name, active) VALUES ('default', TRUE)")
-            cur.execute("SELECT COUNT(*) FROM routes")
-            if cur.fetchone()[0] == 0:
-                for prio, dest in enumerate(os.environ.get("TB_SEED_ROUTES", "").split(",")):
-                    if not dest:
-                        continue
-                    host, port = dest.split(":")
-                    cur.execute("INSERT INTO routes (config, prefix, priority, dest_host, dest_port) "
-                                "VALUES ('default', '', %s, %s, %s)", (prio, host, int(port)))
+            create_and_seed(cur)
         else:
             cur.execute("STOP SLAVE")
             cur.execute("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=3306, MASTER_USER='repl', "
