@@ -5,6 +5,8 @@ PY      ?= python3.11
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 PROJECT ?= hatb
+TB_TAG  ?= latest
+export TB_TAG
 export TB_PROJECT := $(PROJECT)
 
 .PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench clean
@@ -22,7 +24,7 @@ $(VPY): pyproject.toml
 venv: $(VPY) ## the harness's virtualenv (.venv)
 
 images: ## build every image from Debian packages (no registry needed)
-	bash images/build.sh
+	TAG=$(TB_TAG) bash images/build.sh
 
 testbed-up: $(VPY) ## bring the testbed up (builds missing images), wait until healthy, print status
 	$(VPY) -m harness.testbed up

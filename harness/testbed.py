@@ -25,7 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "testbed.yml"
 HOSTS = ("host-a", "host-b")
 UNITS = ("tmedia-1",)
-IMAGES = ("tb/host:latest", "tb/tmedia:latest", "tb/sipp:latest")
+
+
+def image_tag() -> str:
+    """TB_TAG names this checkout's images (CI uses its own, so a build in another
+    checkout on the same machine never changes what CI tests)."""
+    return os.environ.get("TB_TAG", "latest")
 OCTET = {"host-a": 11, "host-b": 12, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
          "sipp-uac": 31, "sipp-uas": 32}
 NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3}
@@ -99,6 +104,7 @@ class Testbed:
             "TB_REPL_PASSWORD": secrets.token_urlsafe(18),
             "TB_OAM_TOKEN": secrets.token_urlsafe(24),
             "TB_STATE_DIR": str(self.dir),
+            **{f"TB_IMAGE_{n.upper()}": f"tb/{n}:{image_tag()}" for n in ("host", "tmedia", "sipp")},
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.env_file.chmod(0o600)
@@ -225,6 +231,7 @@ class Testbed:
         if os.environ.get("TB_SKIP_BUILD") == "1":
             return
         subprocess.run(["bash", str(ROOT / "images" / "build.sh")], check=True,
+                       env={**os.environ, "TAG": image_tag()},
                        stdout=subprocess.DEVNULL if os.environ.get("CI") else None)
 
     def stale_containers(self) -> list[str]:
