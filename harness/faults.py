@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .testbed import HOSTS, Testbed, TestbedError, log
+import threading
+
+from .testbed import NET_INDEX, Testbed, TestbedError, log
 
 
 def wait_for(cond, deadline_s: float, what: str, interval: float = 0.1):
@@ -74,6 +76,122 @@ class KillProcess(Fault):
         self.healed_at = time.time()
 
 
+@dataclass
+class Deadlock(KillProcess):
+    """SIGSTOP one application (the test's deadlock): the service monitor must notice
+    the missing heartbeats, kill and restart it. heal() makes sure nothing stays stopped."""
+
+    @property
+    def name(self):
+        return f"deadlock {self.app} on {self.host}"
+
+    def inject(self) -> float:
+        self.pid = int(self.tb.oam(self.host, "/api/v1/status")["apps"][self.app]["pid"])
+        self.injected_at = time.time()
+        self.tb.container(self.host).exec_run(["kill", "-STOP", str(self.pid)])
+        log(f"fault: stopped {self.app} (pid {self.pid}) on {self.host}")
+        return self.injected_at
+
+    def heal(self) -> None:
+        super().heal()   # wait for a new pid (or restart the host)
+        self.tb.container(self.host).exec_run(["kill", "-CONT", str(self.pid)])
+
+
+@dataclass
+class HostPowerOff(Fault):
+    """Disconnect the power: SIGKILL the host's container (no graceful anything)."""
+    host: str = ""
+
+    @property
+    def name(self):
+        return f"power off {self.host}"
+
+    def inject(self) -> float:
+        self.injected_at = time.time()
+        self.tb.container(self.host).kill()
+        log(f"fault: powered off {self.host}")
+        return self.injected_at
+
+    def heal(self) -> None:
+        c = self.tb.container(self.host)
+        c.reload()
+        if c.status != "running":
+            c.start()
+        self.healed_at = time.time()
+
+
+@dataclass
+class HostShutdown(HostPowerOff):
+    """Shut the server down: `docker stop` (SIGTERM to the host's init, which quits the
+    Toolpack service gracefully, then MariaDB). Runs in the background so the harness
+    watches the switchover while the host goes down."""
+    thread: threading.Thread | None = field(default=None, init=False)
+
+    @property
+    def name(self):
+        return f"shutdown {self.host}"
+
+    def inject(self) -> float:
+        self.injected_at = time.time()
+        c = self.tb.container(self.host)
+        self.thread = threading.Thread(target=c.stop, kwargs={"timeout": 30}, daemon=True)
+        self.thread.start()
+        log(f"fault: shutting down {self.host}")
+        return self.injected_at
+
+    def heal(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=40)
+        HostPowerOff.heal(self)
+
+
+NFT_TABLE = "tbfault"
+
+
+@dataclass
+class NetworkCut(Fault):
+    """Disconnect the network(s) of a node: nftables drop rules inside its own network
+    namespace, ahead of conntrack (priority -300), so flows already established stop
+    too. `nets` None cuts every interface but loopback; else only those networks."""
+    host: str = ""
+    nets: tuple[str, ...] | None = None
+
+    @property
+    def name(self):
+        return f"cut {'+'.join(self.nets) if self.nets else 'all networks'} of {self.host}"
+
+    def _ruleset(self) -> str:
+        if self.nets is None:
+            match_in, match_out = ['iifname != "lo"'], ['oifname != "lo"']
+        else:
+            subnets = ", ".join(f"{self.tb.env['TB_NET']}.{NET_INDEX[n]}.0/24" for n in self.nets)
+            match_in, match_out = [f"ip saddr {{ {subnets} }}"], [f"ip daddr {{ {subnets} }}"]
+        return (f"table inet {NFT_TABLE} {{\n"
+                f"  chain in {{ type filter hook input priority -300; {match_in[0]} drop; }}\n"
+                f"  chain out {{ type filter hook output priority -300; {match_out[0]} drop; }}\n"
+                f"}}\n")
+
+    def inject(self) -> float:
+        c = self.tb.container(self.host)
+        rules = self._ruleset()
+        res = c.exec_run(["sh", "-c", f"printf '%s' '{rules}' | nft -f -"])
+        self.injected_at = time.time()
+        if res.exit_code != 0:
+            raise TestbedError(f"nft on {self.host} failed: {res.output.decode(errors='replace')}")
+        log(f"fault: {self.name}")
+        return self.injected_at
+
+    def heal(self) -> None:
+        remove_cuts(self.tb.container(self.host))
+        self.healed_at = time.time()
+
+
+def remove_cuts(container) -> None:
+    container.reload()
+    if container.status == "running":
+        container.exec_run(["nft", "delete", "table", "inet", NFT_TABLE])
+
+
 class FaultSet:
     """The faults of one test: healed in reverse order, whatever happened."""
 
@@ -100,7 +218,7 @@ class FaultSet:
 
 def heal_all(tb: Testbed) -> None:
     """Sweep for leftovers of any fault (also of a killed run): every container of the
-    project running and unpaused."""
+    project running and unpaused, no cut left, no process left stopped."""
     for c in tb.containers():
         c.reload()
         if c.status == "paused":
@@ -109,3 +227,6 @@ def heal_all(tb: Testbed) -> None:
         elif c.status in ("exited", "created", "dead"):
             log(f"sweep: starting {c.name}")
             c.start()
+        remove_cuts(c)
+        c.exec_run(["sh", "-c", "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' "
+                                "| xargs -r kill -CONT"])

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from .checks import Verdict, check
-from .faults import FaultSet, KillProcess, wait_for
+from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
+                     NetworkCut, wait_for)
 from .history import History
 from .sipp import DockerExecutor, SippLoad, SippUas
 from .testbed import HOSTS, Testbed, TestbedError, log
@@ -51,9 +52,22 @@ class RoleWatcher(threading.Thread):
 
 def make_fault(tb: Testbed, op, master: str, slave: str):
     target = master if op.fault["target"] == "master" else slave
-    if op.fault["kind"] == "kill_process":
+    kind = op.fault["kind"]
+    if kind == "kill_process":
         return KillProcess(tb, host=target, app=op.fault["app"])
-    raise TestbedError(f"fault kind {op.fault['kind']!r} is not implemented")
+    if kind == "deadlock":
+        return Deadlock(tb, host=target, app=op.fault["app"])
+    if kind == "host_power_off":
+        return HostPowerOff(tb, host=target)
+    if kind == "host_shutdown":
+        return HostShutdown(tb, host=target)
+    if kind == "network_cut":
+        nets = op.fault.get("nets")
+        return NetworkCut(tb, host=target, nets=tuple(nets) if nets else None)
+    from . import faults_db   # the database and service faults
+    cls = {"service_quit": faults_db.ServiceQuit, "mysql_shutdown": faults_db.MysqlShutdown,
+           "mysql_kill": faults_db.MysqlKill}[kind]
+    return cls(tb, host=target)
 
 
 def established_now(load: SippLoad) -> int:
@@ -113,4 +127,6 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
     log(f"{op.id}: {verdict.summary()}")
     if dual:
         raise AssertionError(f"two active hosts at {len(dual)} samples (first at {dual[0]:.3f})")
+    if not op.switchover and watcher.first_active(slave, t_fault) is not None:
+        raise AssertionError(f"{op.id}: the seed expects no switchover, but {slave} became active")
     return verdict

@@ -8,7 +8,10 @@ from pathlib import Path
 import yaml
 
 MATRIX = Path(__file__).with_name("matrix.yaml")
-FAULT_KINDS = {"kill_process": {"target", "app"}}
+FAULT_KINDS = {"kill_process": {"target", "app"}, "deadlock": {"target", "app"},
+               "host_power_off": {"target"}, "host_shutdown": {"target"},
+               "network_cut": {"target"}, "service_quit": {"target"},
+               "mysql_shutdown": {"target"}, "mysql_kill": {"target"}}
 TARGETS = {"master", "slave"}
 APPS = {"tboamapp", "toolpack_sys_manager", "toolpack_engine", "gateway"}
 
@@ -76,7 +79,7 @@ def parse(text: str, source: str = "matrix.yaml") -> list[Operation]:
             raise MatrixError(f"{where}: fault needs {sorted(absent)}")
         if fault.get("target") not in TARGETS:
             raise MatrixError(f"{where}: fault.target must be master or slave")
-        if fault["kind"] == "kill_process" and fault["app"] not in APPS:
+        if "app" in FAULT_KINDS[fault["kind"]] and fault["app"] not in APPS:
             raise MatrixError(f"{where}: fault.app must be one of {sorted(APPS)}")
         if entry["transient"] not in ("accept", "drop"):
             raise MatrixError(f"{where}: transient must be 'accept' or 'drop'")

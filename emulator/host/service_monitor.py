@@ -1,22 +1,32 @@
 """The Toolpack service: starts the four applications, restarts a crashed one at once,
-and on a graceful quit hands the active role to the peer before stopping them in order.
+kills and restarts a deadlocked one (no heartbeat within the deadline: a SIGSTOPped
+process is the test's deadlock), honours Run / Don't Run, and on a graceful quit hands
+the active role to the peer before stopping the applications in order.
 
-Publishes RUN_DIR/monitor.json: per application its state, pid and restart count, and a
-list of timestamped events (starts, crashes, restarts, quit)."""
+Publishes RUN_DIR/monitor.json: per application its state, pid, restarts and heartbeat
+age, and a list of timestamped events (start, crash, deadlock, restart, quit, ...)."""
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from . import state
+from .app_runner import MONITOR_PORT
 from .settings import APPS, SYSMGR_PORT
 from .udp import Client
 
 APP = "toolpack"
-CRASH_BACKOFF = 0.2       # a crash-looping app is restarted at most this often
+CRASH_BACKOFF = 0.2        # a crash-looping app is restarted at most this often
+DEADLOCK_S = int(os.environ.get("TB_DEADLOCK_MS", "1500")) / 1000.0
+FIRST_BEAT_S = 5.0         # a starting interpreter gets this long for its first heartbeat
+RUN_FLAGS_EVERY = 1.0
 MAX_EVENTS = 200
 
 
@@ -26,19 +36,30 @@ class App:
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self.started_at = None
-        self.last_exit = None
+        self.last_hb = None
         self.want_run = True
 
     def start(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", f"emulator.host.{self.name}"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "emulator.host.app_runner", self.name],
                                      stdout=sys.stdout, stderr=sys.stderr)
-        self.started_at = time.time()
+        self.started_at, self.last_hb = time.monotonic(), None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def silent_for(self, now: float) -> float:
+        """Seconds past the heartbeat deadline (<= 0: fine)."""
+        if self.last_hb is None:
+            return now - self.started_at - FIRST_BEAT_S
+        return now - self.last_hb - DEADLOCK_S
 
     def info(self):
-        running = self.proc is not None and self.proc.poll() is None
+        running = self.running()
         return {"state": "running" if running else ("stopped" if not self.want_run else "restarting"),
                 "pid": self.proc.pid if running else None, "restarts": self.restarts,
-                "started_at": self.started_at, "run": self.want_run}
+                "heartbeat_age_s": None if self.last_hb is None
+                else round(time.monotonic() - self.last_hb, 3),
+                "run": self.want_run}
 
 
 class Monitor:
@@ -46,6 +67,8 @@ class Monitor:
         self.apps = {name: App(name) for name in APPS}
         self.events: list[dict] = []
         self.quitting = False
+        self.hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.hb.bind(("127.0.0.1", MONITOR_PORT))
 
     def event(self, kind: str, app: str | None = None, **fields):
         e = {"t": time.time(), "kind": kind, "app": app, **fields}
@@ -56,29 +79,70 @@ class Monitor:
     def publish(self):
         state.write("monitor", {"apps": {n: a.info() for n, a in self.apps.items()},
                                 "events": self.events, "quitting": self.quitting,
+                                "deadlock_deadline_s": DEADLOCK_S,
                                 "pid": os.getpid(), "updated": time.time()})
 
-    def start_all(self):
-        for app in self.apps.values():
-            app.start()
-            self.event("start", app.name, pid=app.proc.pid)
+    def start_app(self, app: App, kind: str = "start"):
+        app.start()
+        self.event(kind, app.name, pid=app.proc.pid)
+
+    def read_heartbeats(self, timeout: float):
+        ready, _, _ = select.select([self.hb], [], [], timeout)
+        while ready:
+            data, _ = self.hb.recvfrom(4096)
+            try:
+                msg = json.loads(data)
+                app = self.apps[msg["app"]]
+                if app.proc is not None and msg.get("pid") == app.proc.pid:
+                    app.last_hb = time.monotonic()
+            except (ValueError, KeyError, TypeError):
+                pass   # not one of ours
+            ready, _, _ = select.select([self.hb], [], [], 0)
 
     def check(self):
+        now = time.monotonic()
         for app in self.apps.values():
             if not app.want_run or app.proc is None:
                 continue
             code = app.proc.poll()
+            if code is None and app.silent_for(now) > 0:
+                # deadlocked: SIGKILL works on a stopped process too
+                self.event("deadlock", app.name, pid=app.proc.pid,
+                           silent_s=round(now - (app.last_hb or app.started_at), 3))
+                app.proc.kill()
+                code = app.proc.wait()
             if code is None:
                 continue
-            app.last_exit = time.time()
             # publish the death before restarting: sys_manager reads it to hand over
             self.event("crash", app.name, code=code)
-            since = time.time() - (app.started_at or 0)
+            since = time.monotonic() - app.started_at
             if since < CRASH_BACKOFF:
                 time.sleep(CRASH_BACKOFF - since)
-            app.start()
             app.restarts += 1
-            self.event("restart", app.name, pid=app.proc.pid, restarts=app.restarts)
+            self.start_app(app, "restart")
+
+    def apply_run_flags(self, flags: dict[str, bool]):
+        """Run / Don't Run from the OAM (table app_run). Stopping the gateway or engine of
+        the active host makes sys_manager hand over, as a crash would."""
+        for name, run in flags.items():
+            app = self.apps.get(name)
+            if app is None or run == app.want_run:
+                continue
+            app.want_run = run
+            if not run:
+                self.stop_app(app)
+                self.event("dont_run", name)
+            else:
+                self.start_app(app, "run")
+
+    def stop_app(self, app: App):
+        if app.running():
+            app.proc.terminate()
+            try:
+                app.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                app.proc.kill()
+                app.proc.wait()
 
     def quit(self):
         """Graceful quit: hand over (sys_manager releases the units and tells the peer),
@@ -89,24 +153,56 @@ class Monitor:
         self.event("handover", None, reply=reply)
         for app in reversed(list(self.apps.values())):
             app.want_run = False
-            if app.proc and app.proc.poll() is None:
-                app.proc.terminate()
-                try:
-                    app.proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    app.proc.kill()
-                    app.proc.wait()
+            self.stop_app(app)
             self.event("stop", app.name)
 
     def run(self):
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-        self.start_all()
+        flags = RunFlags()
+        flags.start()
+        for app in self.apps.values():
+            self.start_app(app)
         while not stop:
+            self.read_heartbeats(0.02)
             self.check()
-            time.sleep(0.02)
+            pending = flags.take()
+            if pending:
+                self.apply_run_flags(pending)
         self.quit()
+
+
+class RunFlags(threading.Thread):
+    """Reads this host's Run / Don't Run flags from the database in the background (a
+    slow or lost database must never stall the monitor)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.host = os.environ.get("TB_HOST", "")
+        self.latest: dict[str, bool] | None = None
+        self.lock = threading.Lock()
+
+    def run(self):
+        try:
+            from .db import Db
+            from .settings import Settings
+            db = Db.from_settings(Settings.from_env())
+        except SystemExit:
+            return    # no database settings (unit tests): everything runs
+        while True:
+            try:
+                rows = db.run("SELECT app, run FROM app_run WHERE host = %s", (self.host,))
+                with self.lock:
+                    self.latest = {r["app"]: bool(r["run"]) for r in rows}
+            except Exception:
+                pass  # no table yet, or no database: keep the current flags
+            time.sleep(RUN_FLAGS_EVERY)   # a period, not a wait for a condition
+
+    def take(self) -> dict[str, bool] | None:
+        with self.lock:
+            latest, self.latest = self.latest, None
+        return latest
 
 
 def main():
