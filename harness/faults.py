@@ -155,13 +155,19 @@ class NetworkCut(Fault):
     too. `nets` None cuts every interface but loopback; else only those networks."""
     host: str = ""
     nets: tuple[str, ...] | None = None
+    peers: tuple[str, ...] = ()      # instead: cut only the traffic with these addresses
 
     @property
     def name(self):
+        if self.peers:
+            return f"cut {self.host} from {', '.join(self.peers)}"
         return f"cut {'+'.join(self.nets) if self.nets else 'all networks'} of {self.host}"
 
     def _ruleset(self) -> str:
-        if self.nets is None:
+        if self.peers:
+            ips = ", ".join(self.peers)
+            match_in, match_out = [f"ip saddr {{ {ips} }}"], [f"ip daddr {{ {ips} }}"]
+        elif self.nets is None:
             match_in, match_out = ['iifname != "lo"'], ['oifname != "lo"']
         else:
             subnets = ", ".join(f"{self.tb.env['TB_NET']}.{NET_INDEX[n]}.0/24" for n in self.nets)

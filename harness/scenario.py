@@ -63,7 +63,9 @@ def make_fault(tb: Testbed, op, master: str, slave: str):
         return HostShutdown(tb, host=target)
     if kind == "network_cut":
         nets = op.fault.get("nets")
-        return NetworkCut(tb, host=target, nets=tuple(nets) if nets else None)
+        other = slave if target == master else master
+        peers = tuple(tb.ip(other, n) for n in ("ctrl-a", "ctrl-b")) if op.fault.get("peer") else ()
+        return NetworkCut(tb, host=target, nets=tuple(nets) if nets else None, peers=peers)
     from . import faults_db   # the database and service faults
     cls = {"service_quit": faults_db.ServiceQuit, "mysql_shutdown": faults_db.MysqlShutdown,
            "mysql_kill": faults_db.MysqlKill}[kind]

@@ -23,12 +23,12 @@ MONITOR_PORT = 7300
 HEARTBEAT_S = 0.2
 
 
-def heartbeat(app: str) -> None:
+def heartbeat(app: str, port: int = MONITOR_PORT) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     msg = json.dumps({"op": "hb", "app": app, "pid": os.getpid()}).encode()
     while True:
         try:
-            sock.sendto(msg, ("127.0.0.1", MONITOR_PORT))
+            sock.sendto(msg, ("127.0.0.1", port))
         except OSError:
             pass     # the monitor restarting: it will hear the next one
         time.sleep(HEARTBEAT_S)   # a period, not a wait for a condition

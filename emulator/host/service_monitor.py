@@ -30,9 +30,14 @@ RUN_FLAGS_EVERY = 1.0
 MAX_EVENTS = 200
 
 
+def app_command(name: str) -> list[str]:
+    return [sys.executable, "-m", "emulator.host.app_runner", name]
+
+
 class App:
-    def __init__(self, name: str):
+    def __init__(self, name: str, command=app_command):
         self.name = name
+        self.command = command
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self.started_at = None
@@ -40,8 +45,7 @@ class App:
         self.want_run = True
 
     def start(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "emulator.host.app_runner", self.name],
-                                     stdout=sys.stdout, stderr=sys.stderr)
+        self.proc = subprocess.Popen(self.command(self.name), stdout=sys.stdout, stderr=sys.stderr)
         self.started_at, self.last_hb = time.monotonic(), None
 
     def running(self) -> bool:
@@ -63,12 +67,14 @@ class App:
 
 
 class Monitor:
-    def __init__(self):
-        self.apps = {name: App(name) for name in APPS}
+    def __init__(self, apps=APPS, command=app_command, port: int = MONITOR_PORT,
+                 sysmgr_port: int = SYSMGR_PORT):
+        self.apps = {name: App(name, command) for name in apps}
         self.events: list[dict] = []
         self.quitting = False
+        self.sysmgr_port = sysmgr_port
         self.hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.hb.bind(("127.0.0.1", MONITOR_PORT))
+        self.hb.bind(("127.0.0.1", port))
 
     def event(self, kind: str, app: str | None = None, **fields):
         e = {"t": time.time(), "kind": kind, "app": app, **fields}
@@ -149,12 +155,24 @@ class Monitor:
         then stop the applications in reverse start order."""
         self.quitting = True
         self.event("quit")
-        reply = Client().request([("127.0.0.1", SYSMGR_PORT)], {"op": "quit"}, timeout=2.0)
+        reply = Client().request([("127.0.0.1", self.sysmgr_port)], {"op": "quit"},
+                                 timeout=2.0)
         self.event("handover", None, reply=reply)
         for app in reversed(list(self.apps.values())):
             app.want_run = False
             self.stop_app(app)
             self.event("stop", app.name)
+
+    def start_all(self):
+        for app in self.apps.values():
+            self.start_app(app)
+
+    def tick(self, flags=None):
+        self.read_heartbeats(0.02)
+        self.check()
+        pending = flags.take() if flags else None
+        if pending:
+            self.apply_run_flags(pending)
 
     def run(self):
         stop = []
@@ -162,14 +180,9 @@ class Monitor:
         signal.signal(signal.SIGINT, lambda *_: stop.append(1))
         flags = RunFlags()
         flags.start()
-        for app in self.apps.values():
-            self.start_app(app)
+        self.start_all()
         while not stop:
-            self.read_heartbeats(0.02)
-            self.check()
-            pending = flags.take()
-            if pending:
-                self.apply_run_flags(pending)
+            self.tick(flags)
         self.quit()
 
 

@@ -1,0 +1,99 @@
+"""The Toolpack service monitor with real child processes (tiny stand-in applications
+that heartbeat like app_runner does): crash -> restart, SIGSTOP -> killed and restarted
+within the deadline, Don't Run -> stopped, quit -> every application stopped."""
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+from emulator.host import service_monitor, state
+
+STAND_IN = """
+import sys, threading
+from emulator.host.app_runner import heartbeat
+threading.Thread(target=heartbeat, args=(sys.argv[1], int(sys.argv[2])), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def monitor(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "RUN_DIR", str(tmp_path))
+    port = free_udp_port()
+    m = service_monitor.Monitor(apps=("gateway", "toolpack_engine"),
+                                command=lambda app: [sys.executable, "-c", STAND_IN, app, str(port)],
+                                port=port, sysmgr_port=free_udp_port())
+    m.start_all()
+    yield m
+    for app in m.apps.values():
+        if app.proc and app.proc.poll() is None:
+            app.proc.kill()
+            app.proc.wait()
+
+
+def run_until(m, cond, deadline_s, what):
+    end = time.monotonic() + deadline_s
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        m.tick()
+
+
+def kinds(m, app):
+    return [e["kind"] for e in m.events if e["app"] == app]
+
+
+def test_all_start_and_heartbeat(monitor):
+    run_until(monitor, lambda: all(a.last_hb for a in monitor.apps.values()), 10, "heartbeats")
+    info = state.read("monitor")["apps"]
+    assert all(i["state"] == "running" and i["pid"] for i in info.values())
+
+
+def test_crashed_app_is_restarted_at_once(monitor):
+    gw = monitor.apps["gateway"]
+    run_until(monitor, lambda: gw.last_hb, 10, "first heartbeat")
+    old = gw.proc.pid
+    os.kill(old, signal.SIGKILL)
+    t0 = time.monotonic()
+    run_until(monitor, lambda: gw.proc.pid != old, 5, "restart")
+    assert time.monotonic() - t0 < 1.0
+    assert kinds(monitor, "gateway")[-2:] == ["crash", "restart"] and gw.restarts == 1
+    assert all(e["t"] for e in monitor.events)   # every event has its timestamp
+
+
+def test_deadlocked_app_is_killed_and_restarted_within_the_deadline(monitor):
+    eng = monitor.apps["toolpack_engine"]
+    run_until(monitor, lambda: eng.last_hb, 10, "first heartbeat")
+    old = eng.proc.pid
+    os.kill(old, signal.SIGSTOP)
+    t0 = time.monotonic()
+    run_until(monitor, lambda: eng.proc.pid != old, 10, "deadlock restart")
+    took = time.monotonic() - t0
+    assert took <= service_monitor.DEADLOCK_S + 0.5, took
+    assert "deadlock" in kinds(monitor, "toolpack_engine")
+
+
+def test_dont_run_stops_and_run_starts_again(monitor):
+    gw = monitor.apps["gateway"]
+    monitor.apply_run_flags({"gateway": False})
+    assert not gw.running() and state.read("monitor")["apps"]["gateway"]["state"] == "stopped"
+    monitor.tick()
+    assert not gw.running()                      # not restarted while Don't Run
+    monitor.apply_run_flags({"gateway": True})
+    assert gw.running()
+
+
+def test_quit_stops_every_application(monitor):
+    monitor.quit()                               # no sys_manager answers: it still quits
+    assert not any(a.running() for a in monitor.apps.values())
+    assert kinds(monitor, None)[:1] == ["quit"]
