@@ -25,6 +25,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+_RUN_DIR: list[Path] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # the report of the run, if any scenario wrote results (also after failures)
+    if _RUN_DIR and any(_RUN_DIR[0].glob("*/result.json")):
+        from .report import write
+        print(f"\nreport: {write(_RUN_DIR[0])}")
+
+
 @pytest.fixture(scope="session")
 def run_dir() -> Path:
     runs = ROOT / "runs"
@@ -34,6 +44,7 @@ def run_dir() -> Path:
     if latest.is_symlink() or latest.exists():
         latest.unlink()
     latest.symlink_to(d.name)
+    _RUN_DIR.append(d)
     return d
 
 

@@ -120,6 +120,7 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
     dual = watcher.dual_active()
     result = {"operation": op.id, "seed": op.seed, "master": master, "slave": slave,
               "t_fault": t_fault, "expected_transient": op.transient,
+              "expected_switchover": op.switchover,
               "role_switch_s": (watcher.first_active(slave, t_fault) - t_fault)
               if op.switchover and watcher.first_active(slave, t_fault) else None,
               "dual_active_samples": len(dual), "verdict": verdict.to_dict(),
