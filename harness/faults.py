@@ -236,3 +236,5 @@ def heal_all(tb: Testbed) -> None:
         remove_cuts(c)
         c.exec_run(["sh", "-c", "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' "
                                 "| xargs -r kill -CONT"])
+    from .faults_db import sweep_host_services
+    sweep_host_services(tb)     # MySQL or the Toolpack service left stopped

@@ -50,9 +50,24 @@ class RoleWatcher(threading.Thread):
         self.join(timeout=5)
 
 
+def db_main_host(tb: Testbed, master: str) -> str:
+    """The host whose MariaDB is the main now (there is no automatic failback)."""
+    ip = tb.oam(master, "/api/v1/status")["database"]["main"]["ip"]
+    return next(h for h in HOSTS if ip in (tb.ip(h, "ctrl-a"), tb.ip(h, "ctrl-b")))
+
+
+def make_target(op) -> str:
+    return op.fault["target"]
+
+
 def make_fault(tb: Testbed, op, master: str, slave: str):
-    target = master if op.fault["target"] == "master" else slave
     kind = op.fault["kind"]
+    if kind.startswith("mysql_"):
+        # MySQL "on master/slave": the main and the backup database server
+        main = db_main_host(tb, master)
+        target = main if op.fault["target"] == "master" else [h for h in HOSTS if h != main][0]
+    else:
+        target = master if op.fault["target"] == "master" else slave
     if kind == "kill_process":
         return KillProcess(tb, host=target, app=op.fault["app"])
     if kind == "deadlock":
@@ -130,6 +145,10 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
     log(f"{op.id}: {verdict.summary()}")
     if dual:
         raise AssertionError(f"two active hosts at {len(dual)} samples (first at {dual[0]:.3f})")
+    other = slave if make_target(op) == "master" else master
+    if not any(t > t_fault and r.get(other) not in (None, "unreachable") for t, r in watcher.samples):
+        raise AssertionError(f"{op.id}: the roles of {other} were never seen after the fault "
+                             f"(OAM unreachable): the dual-active check proved nothing")
     if not op.switchover and watcher.first_active(slave, t_fault) is not None:
         raise AssertionError(f"{op.id}: the seed expects no switchover, but {slave} became active")
     return verdict

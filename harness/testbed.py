@@ -286,13 +286,13 @@ class Testbed:
             peer = d.get("peer") or {}
             rows.append((h, c, d["role"], apps,
                          f"peer paths {peer.get('paths_alive')}; db via {d['gateway'].get('db_server')}"))
-        db = None
+        db, units = None, None
         for h in HOSTS:
             st = self.host_status(h)
             if st.ok:
-                db = st.data["database"]
-                units = st.data["units"] if st.data["role"] == "active" else None
-                break
+                db = db or st.data["database"]
+                if st.data["role"] == "active":
+                    units = st.data["units"]
         if db:
             m, b = db["main"], db["backup"]
             rows.append(("db main", "up" if m.get("reachable") else "down", "main", "",

@@ -1,112 +1,126 @@
-"""The host's init (under tini): starts the OS services of a Toolpack host, the MariaDB
-server and the Toolpack service, like systemd would. The main server creates the schema;
-the backup replicates from it (GTID, semi-synchronous, explicit IPs)."""
+"""The host's init (under tini): starts the OS services of a Toolpack host like systemd
+would, the MariaDB server (its role is decided by the database agent, db_agent.py) and
+the Toolpack service, and serves the host control requests of `ctl.py` on a unix socket.
+
+init outlives its services: when mariadbd or the service exits (killed, shut down,
+quit) it stays up and they stay down until `ctl ... start`, as on a real host. SIGTERM
+(host shutdown) quits the Toolpack service gracefully (it hands over), then the database."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
-import pymysql
-
-from . import state
-from .schema import create_and_seed
+from . import ctl, state
+from .db_agent import DbAgent
+from .mysql_server import CtlError, MysqlServer
 from .settings import Settings
 
 APP = "init"
-SOCKET = "/run/mysqld/mysqld.sock"
-DATADIR = "/var/lib/mysql"
+SERVICE_QUIT_DEADLINE = 30.0     # the service hands over and stops 4 apps: seconds
 
 
+class ToolpackService:
+    """`python -m emulator.host.service_monitor`, a child of init."""
 
-def mariadbd_args(s: Settings) -> list[str]:
-    server_id = 1 if s.host.endswith("a") else 2
-    return ["mariadbd", "--user=mysql", f"--datadir={DATADIR}", f"--socket={SOCKET}",
-            "--bind-address=0.0.0.0", "--port=3306", f"--server-id={server_id}",
-            "--log-bin=mysql-bin", "--relay-log=relay-bin", "--binlog-format=ROW",
-            "--log-slave-updates=ON", "--gtid-strict-mode=ON", "--skip-name-resolve",
-            "--skip-slave-start",
-            # the main waits for the backup's ack (AFTER_SYNC is the lossless point); the
-            # backup must not wait for acks of what it applies, or each event stalls it
-            f"--rpl-semi-sync-master-enabled={'ON' if s.db_role == 'main' else 'OFF'}",
-            "--rpl-semi-sync-slave-enabled=ON",
-            "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
-            f"--rpl-semi-sync-master-timeout={os.environ.get('TB_SEMISYNC_TIMEOUT_MS', '10000')}",
-            "--slave-net-timeout=4", "--innodb-buffer-pool-size=32M", "--performance-schema=OFF",
-            "--innodb-log-file-size=16M"]
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.last_quit: dict | None = None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> str:
+        with self.lock:
+            if self.running():
+                return f"the Toolpack service is already running (pid {self.proc.pid})"
+            self.proc = subprocess.Popen([sys.executable, "-m", "emulator.host.service_monitor"])
+            state.log(APP, f"Toolpack service started (pid {self.proc.pid})")
+            return f"the Toolpack service started (pid {self.proc.pid})"
+
+    def quit(self, deadline: float = SERVICE_QUIT_DEADLINE) -> str:
+        """SIGTERM: the service hands over and stops its applications itself; wait for it."""
+        with self.lock:
+            proc = self.proc
+            if proc is None or proc.poll() is not None:
+                raise CtlError("the Toolpack service is not running")
+            t0, signalled_at = time.monotonic(), time.time()
+            proc.terminate()
+            try:
+                code = proc.wait(timeout=deadline)
+            except subprocess.TimeoutExpired:
+                raise CtlError(f"the Toolpack service (pid {proc.pid}) still running "
+                               f"{deadline:.0f} s after SIGTERM") from None
+            self.last_quit = {"code": code, "signalled_at": signalled_at, "exited_at": time.time()}
+            return (f"the Toolpack service quit (pid {proc.pid}, exit code {code}, "
+                    f"{time.monotonic() - t0:.2f} s)")
+
+    def status(self) -> dict:
+        return {"running": self.running(), "pid": self.proc.pid if self.running() else None,
+                "exit_code": None if self.proc is None or self.running() else self.proc.returncode,
+                "last_quit": self.last_quit}
 
 
-def root_conn():
-    return pymysql.connect(unix_socket=SOCKET, user="root", autocommit=True)
+def mysql_status(server: MysqlServer, agent: DbAgent) -> tuple[str, dict]:
+    # no lock with the agent: a status during a clone answers at once (role "cloning")
+    data = {**server.status(), "agent": agent.status()}
+    if not data["running"]:
+        return "mysql stopped", data
+    return f"mysql running (pid {data['pid']}), {agent.role}: {agent.why}", data
 
 
-def wait_mariadb(proc, deadline_s=60.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit(f"mariadbd exited with {proc.returncode} during start")
-        try:
-            root_conn().close()
-            return
-        except pymysql.err.MySQLError:
-            time.sleep(0.1)
-    raise SystemExit("mariadbd did not accept connections within 60 s")
+def handlers(server: MysqlServer, agent: DbAgent, service: ToolpackService) -> dict:
+    def service_status():
+        st = service.status()
+        return ((f"the Toolpack service is running (pid {st['pid']})" if st["running"]
+                 else "the Toolpack service is stopped"), st)
 
-
-def bootstrap(s: Settings):
-    conn = root_conn()
-    with conn.cursor() as cur:
-        # users are local to each server (not replicated), so both servers create them
-        cur.execute("SET SESSION sql_log_bin=0")
-        cur.execute("CREATE USER IF NOT EXISTS 'toolpack'@'%%' IDENTIFIED BY %s", (s.db_password,))
-        cur.execute("ALTER USER 'toolpack'@'%%' IDENTIFIED BY %s", (s.db_password,))
-        cur.execute("GRANT ALL ON toolpack.* TO 'toolpack'@'%'")
-        cur.execute("GRANT REPLICA MONITOR, BINLOG MONITOR ON *.* TO 'toolpack'@'%'")
-        cur.execute("CREATE USER IF NOT EXISTS 'repl'@'%%' IDENTIFIED BY %s", (s.repl_password,))
-        cur.execute("ALTER USER 'repl'@'%%' IDENTIFIED BY %s", (s.repl_password,))
-        cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'")
-        cur.execute("SET SESSION sql_log_bin=1")
-        if s.db_role == "main":
-            create_and_seed(cur)
-        else:
-            cur.execute("STOP SLAVE")
-            cur.execute("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=3306, MASTER_USER='repl', "
-                        "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, "
-                        "MASTER_HEARTBEAT_PERIOD=1", (s.db_main, s.repl_password))
-            cur.execute("START SLAVE")
-    conn.close()
+    return {
+        ("mysql", "start"): lambda: (server.start(), server.status()),
+        ("mysql", "shutdown"): lambda: (server.shutdown(), server.status()),
+        ("mysql", "kill"): lambda: (server.kill(), server.status()),
+        ("mysql", "status"): lambda: mysql_status(server, agent),
+        ("service", "start"): lambda: (service.start(), service.status()),
+        ("service", "quit"): lambda: (service.quit(), service.status()),
+        ("service", "status"): service_status,
+    }
 
 
 def main():
     s = Settings.from_env()
-    os.makedirs("/run/mysqld", exist_ok=True)
-    subprocess.run(["chown", "mysql:mysql", "/run/mysqld"], check=True)
-    if not os.path.isdir(os.path.join(DATADIR, "mysql")):
-        subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={DATADIR}",
-                        "--skip-test-db", "--auth-root-authentication-method=socket"],
-                       check=True, stdout=subprocess.DEVNULL)
-    db = subprocess.Popen(mariadbd_args(s))
-    wait_mariadb(db)
-    bootstrap(s)
-    state.log(APP, f"mariadb up as {s.db_role}")
-    service = subprocess.Popen([sys.executable, "-m", "emulator.host.service_monitor"])
+    server = MysqlServer(s)
+    agent = DbAgent(s, server)
+    service = ToolpackService()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    while not stop:
-        time.sleep(0.2)   # init idles like systemd; the children are supervised elsewhere
+    try:
+        state.log(APP, server.start())
+    except Exception as exc:      # the host stays up with MySQL down, as a real one would
+        state.log(APP, f"mysql did not start: {exc}")
+    agent.start()
+    service.start()      # the applications wait (bounded) for the agent to settle a main
+    control = ctl.serve(handlers(server, agent, service))
+    state.log(APP, f"host control on {ctl.SOCKET_PATH}")
+
+    while not stop.wait(0.5):
+        pass             # init idles like systemd; its children are reaped by their owners
     # host shutdown: the Toolpack service quits gracefully (hands over), then the database
-    if service.poll() is None:
-        service.terminate()
+    control.shutdown()
+    if service.running():
         try:
-            service.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.kill()
-    if db.poll() is None:
-        db.terminate()
-        db.wait(timeout=20)
+            service.quit(deadline=10)     # within compose's stop_grace_period (20 s)
+        except CtlError:
+            service.proc.kill()
+    agent.stop.set()
+    if server.running():
+        try:
+            server.shutdown()
+        except CtlError:
+            server.kill()
 
 
 if __name__ == "__main__":

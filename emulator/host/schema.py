@@ -1,8 +1,16 @@
-"""The configuration database: its tables and the first configuration, created on the
-main server at first start (replicated to the backup from there)."""
+"""The configuration database: its tables and the first configurations, created on the
+main server at first start (replicated to the backup from there).
+
+Routes keep one row per destination address: several rows with the same prefix are the
+route's alternate addresses, tried in `priority` order. Accounts are global (not per
+configuration). `app_run` is the Run / Don't Run flag of each application per host (a
+missing row means Run). `reload_requests` and `config_versions` carry configuration
+reloads between the OAM, the active engine and the gateways (ARCHITECTURE.md)."""
 from __future__ import annotations
 
 import os
+
+STACK_KINDS = ("SIP", "SS7", "ISDN")
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS configurations (
@@ -10,22 +18,66 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS routes (
          id INT AUTO_INCREMENT PRIMARY KEY, config VARCHAR(64) NOT NULL, prefix VARCHAR(32) NOT NULL,
          priority INT NOT NULL DEFAULT 0, dest_host VARCHAR(64) NOT NULL, dest_port INT NOT NULL,
+         UNIQUE KEY route_dest (config, prefix, dest_host, dest_port),
          FOREIGN KEY (config) REFERENCES configurations(name) ON DELETE CASCADE)""",
+    """CREATE TABLE IF NOT EXISTS accounts (
+         name VARCHAR(64) PRIMARY KEY, enabled BOOLEAN NOT NULL DEFAULT TRUE,
+         max_calls INT NOT NULL DEFAULT 1000)""",
+    """CREATE TABLE IF NOT EXISTS trunks (
+         config VARCHAR(64) NOT NULL, unit VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL,
+         enabled BOOLEAN NOT NULL DEFAULT TRUE, PRIMARY KEY (config, unit, name),
+         FOREIGN KEY (config) REFERENCES configurations(name) ON DELETE CASCADE)""",
+    """CREATE TABLE IF NOT EXISTS stacks (
+         config VARCHAR(64) NOT NULL, unit VARCHAR(64) NOT NULL,
+         kind ENUM('SIP', 'SS7', 'ISDN') NOT NULL, name VARCHAR(64) NOT NULL,
+         enabled BOOLEAN NOT NULL DEFAULT TRUE, PRIMARY KEY (config, unit, name),
+         FOREIGN KEY (config) REFERENCES configurations(name) ON DELETE CASCADE)""",
+    """CREATE TABLE IF NOT EXISTS app_run (
+         host VARCHAR(32) NOT NULL, app VARCHAR(64) NOT NULL, run BOOLEAN NOT NULL DEFAULT TRUE,
+         updated_at DOUBLE NOT NULL, PRIMARY KEY (host, app))""",
+    """CREATE TABLE IF NOT EXISTS reload_requests (
+         id INT AUTO_INCREMENT PRIMARY KEY, requested_at DOUBLE NOT NULL,
+         requested_by VARCHAR(32) NOT NULL, done_at DOUBLE NULL, done_by VARCHAR(32) NULL,
+         version INT NULL, result TEXT NULL)""",
+    """CREATE TABLE IF NOT EXISTS config_versions (
+         id INT AUTO_INCREMENT PRIMARY KEY, config VARCHAR(64) NOT NULL, loaded_at DOUBLE NOT NULL,
+         loaded_by VARCHAR(32) NOT NULL, snapshot MEDIUMTEXT NOT NULL)""",
 ]
 
 
+def seed_units() -> list[str]:
+    """Unit names from TB_UNITS ("tmedia-1=ip/ip,tmedia-2=ip/ip"), as the hosts read it."""
+    return [item.split("=")[0].strip() for item in os.environ.get("TB_UNITS", "").split(",")
+            if item.strip()]
+
+
+def _seed_config(cur, config: str) -> None:
+    for prio, dest in enumerate(os.environ.get("TB_SEED_ROUTES", "").split(",")):
+        if not dest:
+            continue
+        host, port = dest.split(":")
+        cur.execute("INSERT IGNORE INTO routes (config, prefix, priority, dest_host, dest_port) "
+                    "VALUES (%s, '', %s, %s, %s)", (config, prio, host, int(port)))
+    for unit in seed_units():
+        for kind in STACK_KINDS:
+            cur.execute("INSERT IGNORE INTO stacks (config, unit, kind, name, enabled) "
+                        "VALUES (%s, %s, %s, %s, TRUE)", (config, unit, kind, f"{kind.lower()}-0"))
+        for n in range(2):
+            cur.execute("INSERT IGNORE INTO trunks (config, unit, name, enabled) "
+                        "VALUES (%s, %s, %s, TRUE)", (config, unit, f"e1-{n}"))
+
+
 def create_and_seed(cur) -> None:
-    """Idempotent: a restarted main keeps its data."""
+    """Idempotent: a restarted main keeps its data (a configuration is seeded only when
+    it does not exist yet)."""
     cur.execute("CREATE DATABASE IF NOT EXISTS toolpack")
     cur.execute("USE toolpack")
     for stmt in SCHEMA:
         cur.execute(stmt)
-    cur.execute("INSERT IGNORE INTO configurations (name, active) VALUES ('default', TRUE)")
-    cur.execute("SELECT COUNT(*) FROM routes")
-    if cur.fetchone()[0] == 0:
-        for prio, dest in enumerate(os.environ.get("TB_SEED_ROUTES", "").split(",")):
-            if not dest:
-                continue
-            host, port = dest.split(":")
-            cur.execute("INSERT INTO routes (config, prefix, priority, dest_host, dest_port) "
-                        "VALUES ('default', '', %s, %s, %s)", (prio, host, int(port)))
+    for name, active in (("default", True), ("alt", False)):
+        cur.execute("SELECT COUNT(*) FROM configurations WHERE name = %s", (name,))
+        if cur.fetchone()[0] == 0:
+            cur.execute("INSERT INTO configurations (name, active) VALUES (%s, %s)", (name, active))
+            _seed_config(cur, name)
+    # the SIPp caller's account (From user "sipp"); a caller with no account is not limited
+    cur.execute("INSERT IGNORE INTO accounts (name, enabled, max_calls) VALUES ('sipp', TRUE, 10000)")

@@ -1,91 +1,391 @@
 """tboamapp: the OAM REST API of a host (FastAPI, OpenAPI schema at /openapi.json).
 
 Every route but /healthz needs `Authorization: Bearer <token>`; the token is generated at
-bring-up (TB_OAM_TOKEN), there is no default."""
+bring-up (TB_OAM_TOKEN), there is no default. Errors: 401 no/wrong token, 422 a request
+that does not validate, 404 an unknown name or id, 409 a conflict (duplicate, standby
+host), 502/504 a unit or gateway that failed or did not answer, 503 database or engine
+unavailable. Configuration changes (routes, accounts, trunks, stacks, the active
+configuration) take effect on `POST /api/v1/configurations/reload`, as the seed says.
+The API table is in ARCHITECTURE.md ("OAM API")."""
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
+import httpx
 import pymysql
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import state
-from .db import DATABASE
-from .settings import OAM_PORT, Settings
+from .config_store import ConfigStore
+from .db import Db, database_status
+from .oam_models import (HOST_RE, NAME_RE, AccountIn, AccountUpdate, EnabledIn, RouteIn, RouteUpdate,
+                         RunIn)
+from .settings import APPS, GATEWAY_PORT, OAM_PORT, Settings
+from .udp import Client
 
-S = Settings.from_env()
-app = FastAPI(title="tboamapp", version="0.1",
-              description="OAM API of one Toolpack host of the HA testbed")
-bearer = HTTPBearer(auto_error=False)
-
-
-def authorized(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    if cred is None or not secrets.compare_digest(cred.credentials.encode(), S.oam_token.encode()):
-        raise HTTPException(status_code=401, detail="missing or wrong bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+RELOAD_POLL = 0.1
+DB_PROBE_PERIOD = 0.5
 
 
-def db_server_status(ip: str) -> dict:
-    """What one database server says about itself and its replication (short timeouts:
-    a dead server must not stall the status)."""
-    out: dict = {"ip": ip, "reachable": False}
-    try:
-        conn = pymysql.connect(host=ip, user="toolpack", password=S.db_password, database=DATABASE,
-                               connect_timeout=0.7, read_timeout=2,
-                               cursorclass=pymysql.cursors.DictCursor)
-    except pymysql.err.MySQLError as exc:
-        out["error"] = str(exc)
-        return out
-    try:
-        with conn.cursor() as cur:
-            out["reachable"] = True
-            cur.execute("SELECT @@gtid_current_pos AS gtid, @@read_only AS read_only")
-            out.update(cur.fetchone())
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%%_status'")
-            out["semi_sync"] = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
-            row = cur.fetchone()
-            out["semi_sync_clients"] = int(row["Value"]) if row else 0
-            cur.execute("SHOW SLAVE STATUS")
-            row = cur.fetchone()
-            out["replica"] = None if row is None else {
-                "master_host": row["Master_Host"], "io_running": row["Slave_IO_Running"],
-                "sql_running": row["Slave_SQL_Running"], "last_error": row["Last_Error"] or
-                row["Last_IO_Error"], "seconds_behind": row["Seconds_Behind_Master"],
-                "gtid_io_pos": row.get("Gtid_IO_Pos")}
-    except pymysql.err.MySQLError as exc:
-        out["error"] = str(exc)
-    finally:
-        conn.close()
-    return out
+def call_id_path():   # a fresh Path per parameter: FastAPI binds a Path object to one name
+    return Path(min_length=1, max_length=256, description="the caller's (A-leg) SIP Call-ID")
 
 
-@app.get("/healthz")
-def healthz() -> dict:
-    return {"ok": True, "host": S.host}
+def name_path():
+    return Path(pattern=NAME_RE)
 
 
-@app.get("/api/v1/status", dependencies=[Depends(authorized)])
-def status() -> dict:
-    role = state.read("role")
-    sysmgr = state.read("sysmgr")
-    monitor = state.read("monitor")
-    return {
-        "host": S.host, "time": time.time(),
-        "role": role.get("role", "standby"), "epoch": role.get("epoch", 0),
-        "role_since": role.get("since"),
-        "peer": sysmgr.get("peer"), "units": sysmgr.get("units", {}),
-        "apps": monitor.get("apps", {}), "events": monitor.get("events", [])[-50:],
-        "service_quitting": monitor.get("quitting", False),
-        "gateway": state.read("gateway"), "engine": state.read("engine"),
-        "database": {"main": db_server_status(S.db_main), "backup": db_server_status(S.db_backup)},
-    }
+def config_query():
+    return Query(None, pattern=NAME_RE, description="default: the active configuration")
+
+
+def host_query():
+    return Query(None, pattern=HOST_RE, description="default: this host")
+
+
+class HostLinks:
+    """What the OAM reaches besides the database: its host's state files, its local
+    gateway (UDP), the peer host's OAM (HTTP) and the database servers' own status.
+    Unit tests replace it with a fake."""
+
+    def __init__(self, s: Settings):
+        self.s = s
+        self._db_lock = threading.Lock()
+        self._db_thread = None
+        self._db_status: dict = {}
+
+    def state(self, name: str) -> dict:
+        return state.read(name)
+
+    def gateway(self, msg: dict, timeout: float = 3.0) -> dict | None:
+        return Client().request([("127.0.0.1", GATEWAY_PORT)], msg, timeout=timeout)
+
+    def peer_status(self) -> dict | None:
+        """The peer host's OAM status; None at once when sys_manager has lost the peer (a
+        dead host would cost a connect timeout per control network)."""
+        if not (state.read("sysmgr").get("peer") or {}).get("alive", True):
+            return None
+        headers = {"Authorization": f"Bearer {self.s.oam_token}"}
+        for ip in self.s.peer_ctrl_ips:   # both control networks
+            try:
+                r = httpx.get(f"http://{ip}:{OAM_PORT}/api/v1/status", headers=headers,
+                              timeout=httpx.Timeout(2.0, connect=0.5))
+                if r.status_code == 200:
+                    return r.json()
+            except httpx.HTTPError:
+                continue
+        return None
+
+    def databases(self) -> dict:
+        """The servers' status as last probed in the background (a dead or hung server
+        takes seconds to time out; the status, polled several times a second by
+        the harness, must answer at once)."""
+        with self._db_lock:
+            if self._db_thread is None:
+                self._db_status = dict(database_status(self.s), checked_at=time.time())
+                self._db_thread = threading.Thread(target=self._probe_databases, daemon=True)
+                self._db_thread.start()
+            return self._db_status
+
+    def _probe_databases(self):
+        while True:
+            time.sleep(DB_PROBE_PERIOD)   # a period, not a wait for a condition
+            st = dict(database_status(self.s), checked_at=time.time())
+            with self._db_lock:
+                self._db_status = st
+
+
+def _flatten(errors) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+
+
+def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
+    app = FastAPI(title="tboamapp", version="0.2",
+                  description="OAM API of one Toolpack host of the HA testbed")
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorized(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if cred is None or not secrets.compare_digest(cred.credentials.encode(), s.oam_token.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError):
+        errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": _flatten(errors), "errors": errors})
+
+    @app.exception_handler(pymysql.err.IntegrityError)
+    def conflict(request: Request, exc):
+        return JSONResponse(status_code=409,
+                            content={"detail": f"conflicts with existing data: {exc.args[-1]}"})
+
+    @app.exception_handler(pymysql.err.MySQLError)
+    def db_down(request: Request, exc):
+        return JSONResponse(status_code=503, content={"detail": f"configuration database unavailable: {exc}"})
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"ok": True, "host": s.host}
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)])
+
+    def config_or_active(config: str | None) -> str:
+        if config is None:
+            config = store.active_config()
+            if config is None:
+                raise HTTPException(409, "no configuration is active")
+        elif not store.config_exists(config):
+            raise HTTPException(404, f"no configuration {config!r}")
+        return config
+
+    # ---- status ---------------------------------------------------------------------
+    @api.get("/status")
+    def status() -> dict:
+        role = links.state("role")
+        sysmgr = links.state("sysmgr")
+        monitor = links.state("monitor")
+        gw, engine = links.state("gateway"), links.state("engine")
+        return {
+            "host": s.host, "time": time.time(),
+            "role": role.get("role", "standby"), "epoch": role.get("epoch", 0),
+            "role_since": role.get("since"),
+            "peer": sysmgr.get("peer"), "units": sysmgr.get("units", {}),
+            "apps": monitor.get("apps", {}), "events": monitor.get("events", [])[-50:],
+            "service_quitting": monitor.get("quitting", False),
+            "gateway": gw, "engine": engine,
+            "calls": {"active": gw.get("calls"), "records": gw.get("records"),
+                      "routed": gw.get("routed"), "refused": gw.get("refused")},
+            "config": {"active": engine.get("config"), "loaded": engine.get("loaded"),
+                       "gateway_version": gw.get("version"), "last_reload": engine.get("last_reload")},
+            "database": links.databases(),
+        }
+
+    # ---- configurations -------------------------------------------------------------
+    @api.get("/configurations")
+    def configurations() -> dict:
+        return {"configurations": store.configurations(),
+                "loaded": links.state("engine").get("loaded"),
+                "latest_version": store.latest_version_id()}
+
+    @api.post("/configurations/{name}/activate")
+    def activate(name: str = name_path()) -> dict:
+        if not store.activate(name):
+            raise HTTPException(404, f"no configuration {name!r}")
+        return {"active": name, "reload_required": True}
+
+    @api.post("/configurations/reload")
+    def reload(timeout_s: float = Query(15.0, gt=0, le=60)) -> dict:
+        req = store.request_reload(s.host)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            row = store.reload_request(req)
+            if row and row["done_at"] is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise HTTPException(503, f"no active toolpack_engine applied reload request {req} "
+                                         f"within {timeout_s:g} s; it stays pending and is "
+                                         f"applied when an engine is active")
+            time.sleep(RELOAD_POLL)   # polling the request row, with a deadline
+        result = dict(row["result"] or {}, request=req, applied_by=row["done_by"])
+        if not result.get("ok"):
+            raise HTTPException(502, {"message": "reload applied with failures", "result": result})
+        return result
+
+    # ---- applications (Run / Don't Run) ---------------------------------------------
+    def host_apps(host: str) -> dict | None:
+        """The applications as the host's Toolpack service reports them; None: the peer
+        host's OAM does not answer (host down or cut off)."""
+        if host == s.host:
+            return links.state("monitor").get("apps", {})
+        peer = links.peer_status()
+        return peer.get("apps", {}) if peer else None
+
+    def app_view(host: str, app: str, wanted: dict, seen: dict | None) -> dict:
+        info = (seen or {}).get(app, {})
+        return {"host": host, "app": app, "run": wanted.get(app, True),
+                "state": "unreachable" if seen is None else info.get("state", "unknown"),
+                "pid": info.get("pid"), "restarts": info.get("restarts")}
+
+    def check_host_app(host: str | None, app: str | None = None) -> str:
+        host = host or s.host
+        if host not in (s.host, s.peer):
+            raise HTTPException(404, f"no host {host!r} (hosts: {s.host}, {s.peer})")
+        if app is not None and app not in APPS:
+            raise HTTPException(404, f"no application {app!r} (applications: {', '.join(APPS)})")
+        return host
+
+    @api.get("/applications")
+    def applications(host: str | None = host_query()) -> dict:
+        host = check_host_app(host)
+        wanted, seen = store.app_run(host), host_apps(host)
+        return {"host": host, "applications": [app_view(host, a, wanted, seen) for a in APPS]}
+
+    @api.get("/applications/{app}")
+    def application(app: str, host: str | None = host_query()) -> dict:
+        host = check_host_app(host, app)
+        return app_view(host, app, store.app_run(host), host_apps(host))
+
+    @api.put("/applications/{app}")
+    def set_application(body: RunIn, app: str, host: str | None = host_query()) -> dict:
+        """Stores the flag (table app_run); the host's Toolpack service applies it."""
+        host = check_host_app(host, app)
+        store.set_app_run(host, app, body.run)
+        return app_view(host, app, store.app_run(host), host_apps(host))
+
+    # ---- trunks and stacks ----------------------------------------------------------
+    @api.get("/trunks")
+    def trunks(config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        return {"config": config, "trunks": store.trunks(config)}
+
+    @api.put("/trunks/{unit}/{name}")
+    def set_trunk(body: EnabledIn, unit: str = name_path(), name: str = name_path(),
+                  config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        row = store.set_trunk(config, unit, name, body.enabled)
+        if row is None:
+            raise HTTPException(404, f"no trunk {name!r} on unit {unit!r} in configuration {config!r}")
+        return dict(row, reload_required=True)
+
+    @api.get("/stacks")
+    def stacks(config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        return {"config": config, "stacks": store.stacks(config)}
+
+    @api.put("/stacks/{unit}/{name}")
+    def set_stack(body: EnabledIn, unit: str = name_path(), name: str = name_path(),
+                  config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        row = store.set_stack(config, unit, name, body.enabled)
+        if row is None:
+            raise HTTPException(404, f"no stack {name!r} on unit {unit!r} in configuration {config!r}")
+        return dict(row, reload_required=True)
+
+    # ---- routes ---------------------------------------------------------------------
+    @api.get("/routes")
+    def routes(config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        return {"config": config, "routes": store.routes(config)}
+
+    def route_or_404(route_id: int) -> dict:
+        row = store.route(route_id)
+        if row is None:
+            raise HTTPException(404, f"no route {route_id}")
+        return row
+
+    @api.post("/routes", status_code=201)
+    def add_route(body: RouteIn) -> dict:
+        config = config_or_active(body.config)
+        row = store.add_route(config, body.prefix, body.priority, str(body.host), body.port)
+        return dict(row, reload_required=True)
+
+    @api.get("/routes/{route_id}")
+    def get_route(route_id: int = Path(ge=1)) -> dict:
+        return route_or_404(route_id)
+
+    @api.put("/routes/{route_id}")
+    def update_route(body: RouteUpdate, route_id: int = Path(ge=1)) -> dict:
+        row = route_or_404(route_id)
+        change = body.model_dump(exclude_none=True)
+        if "host" in change:
+            change["host"] = str(change["host"])
+        if "config" in change:
+            config_or_active(change["config"])
+        row = store.update_route(route_id, dict(row, **change))
+        if row is None:
+            raise HTTPException(404, f"no route {route_id}")
+        return dict(row, reload_required=True)
+
+    @api.delete("/routes/{route_id}")
+    def delete_route(route_id: int = Path(ge=1)) -> dict:
+        if not store.delete_route(route_id):
+            raise HTTPException(404, f"no route {route_id}")
+        return {"deleted": route_id, "reload_required": True}
+
+    # ---- accounts -------------------------------------------------------------------
+    @api.get("/accounts")
+    def accounts() -> dict:
+        return {"accounts": store.accounts()}
+
+    def account_or_404(name: str) -> dict:
+        row = store.account(name)
+        if row is None:
+            raise HTTPException(404, f"no account {name!r}")
+        return row
+
+    @api.post("/accounts", status_code=201)
+    def add_account(body: AccountIn) -> dict:
+        if store.account(body.name) is not None:
+            raise HTTPException(409, f"account {body.name!r} exists")
+        return dict(store.add_account(body.name, body.enabled, body.max_calls), reload_required=True)
+
+    @api.get("/accounts/{name}")
+    def get_account(name: str = name_path()) -> dict:
+        return account_or_404(name)
+
+    @api.put("/accounts/{name}")
+    def update_account(body: AccountUpdate, name: str = name_path()) -> dict:
+        row = account_or_404(name)
+        row = store.update_account(name, dict(row, **body.model_dump(exclude_none=True)))
+        if row is None:
+            raise HTTPException(404, f"no account {name!r}")
+        return dict(row, reload_required=True)
+
+    @api.delete("/accounts/{name}")
+    def delete_account(name: str = name_path()) -> dict:
+        if not store.delete_account(name):
+            raise HTTPException(404, f"no account {name!r}")
+        return {"deleted": name, "reload_required": True}
+
+    # ---- calls ----------------------------------------------------------------------
+    def gateway(msg: dict, timeout: float = 3.0) -> dict:
+        reply = links.gateway(msg, timeout)
+        if reply is None:
+            raise HTTPException(503, f"the gateway of {s.host} does not answer")
+        return reply
+
+    def all_calls() -> dict:
+        calls, after = [], None
+        while True:
+            reply = gateway({"op": "calls", "after": after})
+            calls += reply["calls"]
+            if not reply.get("more") or not reply["calls"]:
+                calls.sort(key=lambda c: (c.get("routed_at") or 0, c["call_id"]))
+                return {"host": s.host, "role": reply.get("role"), "total": len(calls), "calls": calls}
+            after = reply["calls"][-1]["call_id"]
+
+    @api.get("/calls")
+    def calls() -> dict:
+        return all_calls()
+
+    @api.get("/calls/{call_id}")
+    def get_call(call_id: str = call_id_path()) -> dict:
+        for c in all_calls()["calls"]:
+            if c["call_id"] == call_id:
+                return c
+        raise HTTPException(404, f"no call {call_id!r}")
+
+    @api.delete("/calls/{call_id}")
+    def close_call(call_id: str = call_id_path()) -> dict:
+        """The gateway asks the call's unit to hang it up (BYE on both legs)."""
+        reply = gateway({"op": "close", "call_id": call_id}, timeout=5.0)
+        if not reply.get("ok"):
+            raise HTTPException(reply.get("code") or 502, reply.get("error") or "close failed")
+        return {"closed": call_id, "unit": reply.get("unit")}
+
+    app.include_router(api)
+    return app
 
 
 def main():
+    s = Settings.from_env()
+    app = create_app(s, ConfigStore(Db.from_settings(s)), HostLinks(s))
     uvicorn.run(app, host="0.0.0.0", port=OAM_PORT, log_level="warning")
 
 

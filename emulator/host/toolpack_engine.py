@@ -1,29 +1,155 @@
-"""toolpack_engine: loads the active configuration from the database (walking skeleton:
-it tracks which configuration is active and how many routes it holds; pushing it to the
-units comes with the configuration-reload issue)."""
+"""toolpack_engine: on the active host, loads the active configuration and keeps the
+TMedia units configured with it.
+
+- Reload: the OAM inserts a row in `reload_requests` (from either host); the active engine
+  sees it on its next tick, snapshots the active configuration (routes, accounts, stacks,
+  trunks) into a new `config_versions` row, pushes the unit's part to every unit (unit
+  control op `configure`), tells the gateways to load the version (they also poll for it),
+  and marks the requests done with the per-unit result. One load answers every pending
+  request. The first active engine makes version 1 when there is none.
+- Units are kept in step: every second the engine asks each unit its status and pushes
+  the loaded version to a unit that reports another one (a rebooted unit, a unit that
+  missed a push, or a new active engine after a switchover that happened mid-reload).
+- The standby engine does nothing but publish what it sees; requests wait for the active
+  one, so reloading and switching configurations work after a switchover too.
+"""
 from __future__ import annotations
 
 import time
 
 from . import state
+from .config_store import ConfigStore
 from .db import Db
-from .settings import Settings
+from .settings import GATEWAY_PORT, UNIT_CONTROL_PORT, Settings
+from .udp import Client
 
 APP = "toolpack_engine"
+TICK = 0.2
+SYNC_PERIOD = 1.0
+UNIT_TIMEOUT = 1.0
+GATEWAY_TIMEOUT = 3.0
+
+
+class Engine:
+    def __init__(self, s: Settings, store: ConfigStore, role_fn=None, request_fn=None,
+                 send_fn=None, clock=time.time):
+        self.s, self.store, self.clock = s, store, clock
+        self.role_fn = role_fn or (lambda: state.read("role").get("role", "standby"))
+        client = Client()
+        self.request_fn = request_fn or (lambda addrs, msg, timeout:
+                                         client.request(addrs, msg, timeout=timeout))
+        self.send_fn = send_fn or client.send
+        self.version = None          # the latest loaded version and its snapshot
+        self.snapshot = None
+        self.units = {u: {"version": None, "pushed_at": None, "error": None} for u in s.units}
+        self.last_reload = None
+        self.error = None
+        self.next_sync = 0.0
+
+    def unit_addrs(self, unit):
+        return [(ip, UNIT_CONTROL_PORT) for ip in self.s.units[unit]]
+
+    # ---- pushing to the units -------------------------------------------------------
+    def configure_msg(self, unit: str) -> dict:
+        snap = self.snapshot
+        return {"op": "configure", "controller": self.s.host, "version": self.version,
+                "config": snap["config"], "routes": len(snap["routes"]),
+                "stacks": snap["stacks"].get(unit, []), "trunks": snap["trunks"].get(unit, [])}
+
+    def push(self, unit: str) -> str:
+        """Configure one unit with the loaded version: "ok" or why not."""
+        reply = self.request_fn(self.unit_addrs(unit), self.configure_msg(unit), UNIT_TIMEOUT)
+        info = self.units[unit]
+        if reply is None:
+            info["error"] = "no answer"
+        elif not reply.get("ok"):
+            info["error"] = f"{reply.get('error')} (controller {reply.get('controller')})"
+        else:
+            info.update(version=self.version, pushed_at=self.clock(), error=None)
+            state.log(APP, f"{unit} configured: {self.snapshot['config']} version {self.version}")
+            return "ok"
+        state.log(APP, f"{unit} not configured: {info['error']}")
+        return info["error"]
+
+    def sync_units(self) -> None:
+        for unit in self.s.units:
+            reply = self.request_fn(self.unit_addrs(unit), {"op": "status"}, UNIT_TIMEOUT)
+            if reply is None or not reply.get("ok"):
+                self.units[unit]["error"] = "no answer to status"
+                continue
+            have = (reply.get("config") or {}).get("version")
+            self.units[unit]["version"] = have
+            if have != self.version:
+                self.push(unit)
+
+    # ---- reload ---------------------------------------------------------------------
+    def use_version(self, version: int) -> None:
+        v = self.store.version(version)
+        self.version, self.snapshot = version, v["snapshot"]
+
+    def reload(self, upto: int | None) -> dict:
+        """Load the active configuration as a new version and apply it everywhere."""
+        snap = self.store.snapshot()
+        version = self.store.save_version(snap, self.s.host)
+        self.version, self.snapshot = version, snap
+        result = {"config": snap["config"], "version": version, "by": self.s.host,
+                  "units": {u: self.push(u) for u in self.s.units}}
+        reply = self.request_fn([("127.0.0.1", GATEWAY_PORT)], {"op": "load"}, GATEWAY_TIMEOUT)
+        result["gateway"] = {"host": self.s.host,
+                             "version": reply.get("version") if reply else None,
+                             "error": None if reply and reply.get("ok") else
+                             (reply or {}).get("error", "no answer")}
+        # the standby gateway polls for versions too; this only makes it quicker
+        self.send_fn([(ip, GATEWAY_PORT) for ip in self.s.peer_ctrl_ips], {"op": "load", "seq": 0})
+        result["ok"] = all(r == "ok" for r in result["units"].values()) and \
+            result["gateway"]["version"] == version
+        if upto is not None:
+            self.store.finish_reloads(upto, self.s.host, version, result)
+        self.last_reload = dict(result, at=self.clock(), request=upto)
+        state.log(APP, f"reload {'request ' + str(upto) if upto else '(initial)'}: {result}")
+        return result
+
+    def step(self) -> None:
+        """One tick: on the active host, apply pending reloads and keep units in step."""
+        if self.role_fn() != "active":
+            return
+        pending = self.store.pending_reload()
+        latest = self.store.latest_version_id()
+        if pending is not None or latest is None:
+            self.reload(pending)
+            self.next_sync = time.monotonic() + SYNC_PERIOD
+            return
+        if latest != self.version:
+            self.use_version(latest)
+        if time.monotonic() >= self.next_sync:
+            self.next_sync = time.monotonic() + SYNC_PERIOD
+            self.sync_units()
+
+    def publish(self, active_config) -> None:
+        state.write("engine", {
+            "role": self.role_fn(), "config": active_config,
+            "loaded": None if self.snapshot is None else
+            {"version": self.version, "config": self.snapshot["config"]},
+            "units": self.units, "last_reload": self.last_reload, "error": self.error,
+            "db_server": getattr(self.store.db, "server", None), "updated": time.time()})
 
 
 def main():
     s = Settings.from_env()
-    db = Db.from_settings(s)
+    engine = Engine(s, ConfigStore(Db.from_settings(s)))
+    active_config, next_publish = None, 0.0
     while True:
         try:
-            rows = db.run("SELECT name FROM configurations WHERE active")
-            state.write("engine", {"config": rows[0]["name"] if rows else None,
-                                   "db_server": db.server, "error": None, "updated": time.time()})
-        except Exception as exc:
-            state.write("engine", {"config": None, "db_server": None, "error": str(exc),
-                                   "updated": time.time()})
-        time.sleep(2.0)   # a period, not a wait for a condition
+            engine.step()
+            if time.monotonic() >= next_publish:
+                active_config = engine.store.active_config()
+            engine.error = None
+        except Exception as exc:   # database away: try again next tick (the Db fails over)
+            engine.error = str(exc)
+        if time.monotonic() >= next_publish:
+            next_publish = time.monotonic() + 1.0
+            engine.publish(active_config)
+        time.sleep(TICK)   # a period, not a wait for a condition
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""The unit's control agent: UDP JSON server (port 7000) answering `poll`, `release`, `status`.
+"""The unit's control agent: UDP JSON server (port 7000) answering `poll`, `release`,
+`status`, `configure`, `calls` and `close`.
 
 It exists so a host's toolpack_sys_manager can lease the unit (its polling is the lease
-and, later, the watchdog keep-alive) and read its counters. It runs on a thread of its
-own, apart from sippy's reactor, so control answers keep flowing whatever SIP is doing.
-Wire format: ARCHITECTURE.md, "Unit control". Anything malformed gets
-`{"ok": false, "error": ...}` (with `seq` when there is one) and never stops the agent.
+and, later, the watchdog keep-alive) and read its counters, the active host's engine can
+push the configuration (stacks, trunks, routes version) and its gateway can list and close
+calls. It runs on a thread of its own, apart from sippy's reactor, so control answers keep
+flowing whatever SIP is doing; what must touch calls runs on the reactor (the SIP stack's
+`on_reactor`) with a short deadline, never while holding the lease lock (the reactor takes
+that lock to read the lease). Wire format: ARCHITECTURE.md, "Unit control". Anything
+malformed gets `{"ok": false, "error": ...}` (with `seq` when there is one) and never
+stops the agent.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from .counters import Counters
 from .lease import Lease
 
 MAX_DATAGRAM = 65000
+REACTOR_WAIT_S = 0.5      # how long a control request may wait for sippy's reactor
+STACK_KINDS = ("SIP", "SS7", "ISDN")
+NAME_MAX = 64
 
 
 class BadRequest(ValueError):
@@ -45,6 +53,37 @@ def _check_poll(msg: dict):
     return controller, msg.get("epoch"), lease_ms, out
 
 
+def _name(value, what: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= NAME_MAX:
+        raise BadRequest(f"{what} must be a string of 1..{NAME_MAX} characters")
+    return value
+
+
+def _check_configure(msg: dict) -> dict:
+    """The configuration a `configure` carries, checked field by field."""
+    version = msg.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise BadRequest("configure needs 'version', a whole number >= 0")
+    cfg = {"name": _name(msg.get("config"), "'config'"), "version": version,
+           "routes": msg.get("routes", 0), "stacks": [], "trunks": []}
+    if isinstance(cfg["routes"], bool) or not isinstance(cfg["routes"], int) or cfg["routes"] < 0:
+        raise BadRequest("'routes' must be a whole number >= 0 (how many routes the version has)")
+    for key, kinds in (("stacks", STACK_KINDS), ("trunks", None)):
+        items = msg.get(key, [])
+        if not isinstance(items, list):
+            raise BadRequest(f"'{key}' must be a list")
+        for it in items:
+            if not isinstance(it, dict) or not isinstance(it.get("enabled"), bool):
+                raise BadRequest(f"each of '{key}' is an object with 'name' and a bool 'enabled'")
+            entry = {"name": _name(it.get("name"), f"a {key[:-1]} name"), "enabled": it["enabled"]}
+            if kinds is not None:
+                if it.get("kind") not in kinds:
+                    raise BadRequest(f"a stack's 'kind' is one of {', '.join(kinds)}")
+                entry["kind"] = it["kind"]
+            cfg[key].append(entry)
+    return cfg
+
+
 class ControlAgent:
     def __init__(self, unit: str, counters: Counters, lease: Optional[Lease] = None,
                  port: int = 7000, host: str = "0.0.0.0",
@@ -60,6 +99,14 @@ class ControlAgent:
         self.host, self.port = host, port
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self.config: Optional[dict] = None   # the last `configure`; None: never configured
+        self.stack = None                    # the SIP stack (attach), for calls and admission
+
+    def attach(self, stack) -> None:
+        """Give the agent the SIP stack: it lists and closes calls, and asks the agent
+        whether new calls are admitted (a disabled SIP stack refuses them)."""
+        self.stack = stack
+        stack.admission = self.admission
 
     # --- what the SIP stack asks -----------------------------------------------------
     def current_lease(self):
@@ -67,6 +114,15 @@ class ControlAgent:
         with self._lock:
             st = self.lease.current()
         return None if st is None else (st.controller, st.gateways)
+
+    def admission(self) -> Optional[tuple]:
+        """None when new calls are accepted, else (code, reason) to refuse them with.
+        Before any `configure` the unit accepts calls; after one, it needs an enabled SIP
+        stack. Called on sippy's reactor: reads one reference, takes no lock."""
+        cfg = self.config
+        if cfg is None or any(s["kind"] == "SIP" and s["enabled"] for s in cfg["stacks"]):
+            return None
+        return (503, "Service Unavailable (SIP stack disabled)")
 
     # --- request handling (no I/O: unit-testable) -----------------------------------
     def _unit_fields(self) -> dict:
@@ -77,6 +133,12 @@ class ControlAgent:
                   "lease_expires_in_ms": self.lease.expires_in_ms() if st else 0}
         fields.update(self.counters.snapshot())
         fields["uptime_s"] = round(self.clock() - self.started_at, 3)
+        cfg = self.config
+        fields["config"] = None if cfg is None else {
+            "name": cfg["name"], "version": cfg["version"], "routes": cfg["routes"]}
+        fields["stacks"] = [] if cfg is None else cfg["stacks"]
+        fields["trunks"] = [] if cfg is None else cfg["trunks"]
+        fields["sip_accepting"] = self.admission() is None
         return fields
 
     def handle_datagram(self, data: bytes) -> dict:
@@ -94,6 +156,8 @@ class ControlAgent:
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
         try:
+            if op in ("calls", "close"):   # they wait for the reactor: never under the lock
+                return self._calls(msg) if op == "calls" else self._close(msg)
             with self._lock:
                 if op == "poll":
                     return self._poll(msg)
@@ -101,6 +165,8 @@ class ControlAgent:
                     return self._release(msg)
                 if op == "status":
                     return dict(ok=True, **self._unit_fields())
+                if op == "configure":
+                    return self._configure(msg)
         except BadRequest as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:   # a bug must not take the control agent down
@@ -133,6 +199,70 @@ class ControlAgent:
         if holder is not None:
             self.log(f"lease released by {controller}")
         return {"ok": True}
+
+    def _from_controller(self, msg: dict, op: str) -> Optional[dict]:
+        """A refusal unless `controller` holds the running lease: a unit obeys one host."""
+        controller = msg.get("controller")
+        if not isinstance(controller, str) or not controller:
+            raise BadRequest(f"{op} needs a non-empty string 'controller'")
+        st = self.lease.current()
+        if st is None or st.controller != controller:
+            return {"ok": False, "error": "not controller",
+                    "controller": st.controller if st else None}
+        return None
+
+    def _configure(self, msg: dict) -> dict:
+        refusal = self._from_controller(msg, "configure")
+        if refusal:
+            return refusal
+        cfg = _check_configure(msg)
+        prev = self.config
+        self.config = cfg
+        if prev != cfg:
+            off = [f"{s['kind']}:{s['name']}" for s in cfg["stacks"] if not s["enabled"]] + \
+                  [t["name"] for t in cfg["trunks"] if not t["enabled"]]
+            self.log(f"configured by {msg['controller']}: {cfg['name']} version {cfg['version']}, "
+                     f"{len(cfg['stacks'])} stacks, {len(cfg['trunks'])} trunks, "
+                     f"disabled: {off or 'none'}")
+        return dict(ok=True, **self._unit_fields())
+
+    def _need_stack(self):
+        if self.stack is None:
+            raise BadRequest("no SIP stack attached to this control agent")
+        return self.stack
+
+    def _calls(self, msg: dict) -> dict:
+        """A page of the calls in progress in call_id order, after the cursor `after`."""
+        after, limit = msg.get("after"), msg.get("limit", 50)
+        if after is not None and not isinstance(after, str):
+            raise BadRequest("'after' must be a call_id (string) or null")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise BadRequest("'limit' must be a whole number in 1..100")
+        try:
+            calls = self._need_stack().on_reactor(self.stack.live_call_info, REACTOR_WAIT_S)
+        except TimeoutError:
+            return {"ok": False, "error": "SIP stack busy: try again"}
+        rest = sorted((c for c in calls if after is None or c["call_id"] > after),
+                      key=lambda c: c["call_id"])
+        return {"ok": True, "unit": self.unit, "total": len(calls), "calls": rest[:limit],
+                "more": len(rest) > limit}
+
+    def _close(self, msg: dict) -> dict:
+        call_id = msg.get("call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise BadRequest("close needs a non-empty string 'call_id'")
+        with self._lock:
+            refusal = self._from_controller(msg, "close")
+        if refusal:
+            return refusal
+        try:
+            found = self._need_stack().on_reactor(lambda: self.stack.close_call(call_id), REACTOR_WAIT_S)
+        except TimeoutError:
+            return {"ok": False, "error": "SIP stack busy: try again"}
+        if not found:
+            return {"ok": False, "code": 404, "error": f"no call {call_id!r} on {self.unit}"}
+        self.log(f"call {call_id} closed on request of {msg['controller']}")
+        return {"ok": True, "unit": self.unit, "call_id": call_id}
 
     def check_expiry(self) -> None:
         with self._lock:

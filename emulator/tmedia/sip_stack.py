@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from typing import Callable, Optional
 
 # sippy's SIP message log goes to stderr by default (every message); the unit logs one
@@ -94,6 +95,9 @@ class TbCallMap:
         if method == 'INVITE':
             if self.stopping:
                 return (req.genResponse(503, 'Service Unavailable (stopping)'), None, None)
+            refusal = self.stack.admission() if self.stack.admission is not None else None
+            if refusal is not None:   # e.g. the SIP stack is disabled in the configuration
+                return (req.genResponse(*refusal), None, None)
             gc = self.stack.global_config
             via = req.getHFBody('via', 1) if req.countHFs('via') > 1 else req.getHFBody('via', 0)
             source, _transport = req.getSource(ver=2)
@@ -140,6 +144,8 @@ class SipStack:
         self.stm = None
         self._stop_deadline = None
         self._stop_timer = None
+        # set by the control agent (attach): None, or (code, reason) to refuse new INVITEs
+        self.admission: Optional[Callable[[], Optional[tuple]]] = None
 
     # --- media --------------------------------------------------------------------------
     def media_ready(self) -> bool:
@@ -151,6 +157,47 @@ class SipStack:
             return {}
         return {"packets_transmitted": c.ptransmitted, "packets_received": c.preceived,
                 "active_sessions": c.active_sessions}
+
+    # --- calls, for the control agent (list, close) ----------------------------------------
+    def on_reactor(self, fn: Callable, timeout: float):
+        """Run fn() on sippy's reactor from another thread and return its result; raise
+        TimeoutError when the reactor has not run it within `timeout` seconds."""
+        done, box = threading.Event(), {}
+
+        def run():
+            try:
+                box["value"] = fn()
+            except Exception as exc:   # handed back to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+        ED2.callFromThread(run)
+        if not done.wait(timeout):
+            raise TimeoutError("sippy's reactor did not answer in time")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def live_call_info(self) -> list:
+        """On the reactor: the calls in progress (A-leg Call-ID, caller, called number)."""
+        out = []
+        for cc in self.cmap.live_calls() if self.cmap is not None else ():
+            if cc.cId is None:
+                continue
+            rr = cc.route_result
+            out.append({"call_id": cc.call_id, "cli": getattr(cc, "cli", None),
+                        "cld": getattr(cc, "cld", None), "answered": cc.answered,
+                        "gateway": rr.gateway if rr is not None else None})
+        return out
+
+    def close_call(self, call_id: str) -> bool:
+        """On the reactor: hang up a call in progress (BYE, or CANCEL/error before the
+        answer, to both legs), as the system does when the operator closes it."""
+        for cc in self.cmap.live_calls() if self.cmap is not None else ():
+            if cc.cId is not None and cc.call_id == call_id:
+                cc.disconnect(origin='gateway')
+                return True
+        return False
 
     # --- lifecycle (start and run on the main thread) ------------------------------------
     def start(self) -> "SipStack":

@@ -146,6 +146,7 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     stack = SipStack(cfg.name, cfg.sip_ip, cfg.sip_port, counters, agent.current_lease, gateways,
                      log=log, rtp_ports=cfg.rtp_ports, no_reply_s=cfg.no_reply_s,
                      rtp_loglevel=cfg.rtp_loglevel)
+    agent.attach(stack)   # configure (SIP stack state), calls and close reach the stack
     try:
         agent.start()
     except OSError as exc:

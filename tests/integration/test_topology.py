@@ -43,13 +43,21 @@ def _conn(testbed, host):
                            autocommit=True, connect_timeout=3)
 
 
+def _db_hosts(testbed):
+    """(main, backup) host names from the live database roles (no automatic failback)."""
+    ip = testbed.oam(testbed.master(), "/api/v1/status")["database"]["main"]["ip"]
+    main = next(h for h in HOSTS if ip in (testbed.ip(h, "ctrl-a"), testbed.ip(h, "ctrl-b")))
+    return main, next(h for h in HOSTS if h != main)
+
+
 def test_replication_carries_a_write_from_main_to_backup(testbed):
     token = secrets.token_hex(8)
-    main = _conn(testbed, "host-a")
+    main_host, backup_host = _db_hosts(testbed)
+    main = _conn(testbed, main_host)
     with main.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS tb_probe (token VARCHAR(32) PRIMARY KEY, t DOUBLE)")
         cur.execute("INSERT INTO tb_probe VALUES (%s, %s)", (token, time.time()))
-    backup = _conn(testbed, "host-b")
+    backup = _conn(testbed, backup_host)
 
     def replicated():
         with backup.cursor() as cur:
