@@ -56,10 +56,6 @@ def db_main_host(tb: Testbed, master: str) -> str:
     return next(h for h in HOSTS if ip in (tb.ip(h, "ctrl-a"), tb.ip(h, "ctrl-b")))
 
 
-def make_target(op) -> str:
-    return op.fault["target"]
-
-
 def make_fault(tb: Testbed, op, master: str, slave: str):
     kind = op.fault["kind"]
     if kind.startswith("mysql_"):
@@ -145,7 +141,7 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
     log(f"{op.id}: {verdict.summary()}")
     if dual:
         raise AssertionError(f"two active hosts at {len(dual)} samples (first at {dual[0]:.3f})")
-    other = slave if make_target(op) == "master" else master
+    other = slave if op.fault["target"] == "master" else master
     if not any(t > t_fault and r.get(other) not in (None, "unreachable") for t, r in watcher.samples):
         raise AssertionError(f"{op.id}: the roles of {other} were never seen after the fault "
                              f"(OAM unreachable): the dual-active check proved nothing")
