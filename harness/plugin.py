@@ -2,7 +2,6 @@
 per test that always heals, and a run directory per session (runs/latest)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

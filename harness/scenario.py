@@ -8,12 +8,13 @@ import threading
 import time
 from pathlib import Path
 
+from . import post_checks
 from .checks import Verdict, check
 from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
                      NetworkCut, wait_for)
 from .history import History
 from .sipp import DockerExecutor, SippLoad, SippUas
-from .testbed import HOSTS, Testbed, TestbedError, log
+from .testbed import HOSTS, Testbed, log
 
 RECV_TIMEOUT_S = 8.0
 
@@ -102,6 +103,8 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
                     rate=op.load.rate, hold_s=op.load.hold_s,
                     duration_s=warmup_s + 3 + op.load.after_s, name=f"{op.id}-uac",
                     recv_timeout_s=RECV_TIMEOUT_S)
+    # the seed's post-switchover checks need calls established before the fault
+    prepared = post_checks.prepare(tb) if op.switchover else None
     watcher.start()
     try:
         with uas:
@@ -121,8 +124,15 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
                 finished = load.wait()
                 history.event("note", text=f"load finished by itself: {finished}")
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
+        checks = post_checks.run_all(tb, prepared) if prepared else []
+        prepared = None
     finally:
         watcher.stop()
+        if prepared is not None:          # the fault path failed: close what prepare opened
+            prepared.finish(None)
+    for c in checks:
+        history.event("note", text=f"post-switchover check {c.name}: {'ok' if c.ok else 'FAILED'}",
+                      check=c.name, ok=c.ok, detail=c.detail)
     calls = load.calls(far_end=uas)
     for c in calls:
         history.call(c)
@@ -135,6 +145,8 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
               "role_switch_s": (watcher.first_active(slave, t_fault) - t_fault)
               if op.switchover and watcher.first_active(slave, t_fault) else None,
               "dual_active_samples": len(dual), "verdict": verdict.to_dict(),
+              "post_checks": [{"name": c.name, "ok": c.ok, "detail": c.detail,
+                               "duration_s": c.duration} for c in checks],
               "summary": verdict.summary()}
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     history.close()
@@ -145,6 +157,9 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
     if not any(t > t_fault and r.get(other) not in (None, "unreachable") for t, r in watcher.samples):
         raise AssertionError(f"{op.id}: the roles of {other} were never seen after the fault "
                              f"(OAM unreachable): the dual-active check proved nothing")
+    failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+    if failed:
+        raise AssertionError(f"{op.id}: post-switchover checks failed: " + "; ".join(failed))
     if not op.switchover and watcher.first_active(slave, t_fault) is not None:
         raise AssertionError(f"{op.id}: the seed expects no switchover, but {slave} became active")
     return verdict

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 import ipaddress
-import json
 import os
 import secrets
 import subprocess

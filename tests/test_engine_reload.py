@@ -60,12 +60,16 @@ def test_the_first_active_engine_loads_version_1_and_configures_the_unit():
     assert w.sent and all(m["op"] == "load" for _, m in w.sent)          # the standby gateway told
 
 
-def test_a_standby_engine_does_nothing():
+def test_a_standby_engine_applies_nothing_and_follows_the_loaded_version():
     w = World()
     w.role = "standby"
     w.store.request_reload("host-b")
     w.engine.step()
     assert status(w)["config"] is None and w.store.pending_reload() == 1
+    w.store.save_version(w.store.snapshot(), "host-b")
+    w.engine.next_sync = 0
+    w.engine.step()
+    assert w.engine.version == 1 and status(w)["config"] is None    # followed, not pushed
 
 
 def test_reload_applies_every_pending_request_with_the_per_unit_result():

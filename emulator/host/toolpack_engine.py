@@ -10,8 +10,9 @@ TMedia units configured with it.
 - Units are kept in step: every second the engine asks each unit its status and pushes
   the loaded version to a unit that reports another one (a rebooted unit, a unit that
   missed a push, or a new active engine after a switchover that happened mid-reload).
-- The standby engine does nothing but publish what it sees; requests wait for the active
-  one, so reloading and switching configurations work after a switchover too.
+- The standby engine only follows the loaded version and publishes what it sees; requests
+  wait for the active one, so reloading and switching configurations work after a
+  switchover too.
 """
 from __future__ import annotations
 
@@ -110,8 +111,14 @@ class Engine:
         return result
 
     def step(self) -> None:
-        """One tick: on the active host, apply pending reloads and keep units in step."""
+        """One tick: on the active host, apply pending reloads and keep units in step; on
+        the standby, only follow the loaded version (for the status)."""
         if self.role_fn() != "active":
+            if time.monotonic() >= self.next_sync:
+                self.next_sync = time.monotonic() + SYNC_PERIOD
+                latest = self.store.latest_version_id()
+                if latest is not None and latest != self.version:
+                    self.use_version(latest)
             return
         pending = self.store.pending_reload()
         latest = self.store.latest_version_id()
