@@ -24,7 +24,8 @@ from . import compose
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "testbed.yml"
 HOSTS = ("host-a", "host-b")
-UNITS = ("tmedia-1",)
+UNITS = ("tmedia-1", "tmedia-2", "tmedia-3")      # the boards
+SERVICES = ("tmedia-1", "tmedia-2")               # the units' VoIP interfaces (tmedia-3: spare)
 
 
 def image_tag() -> str:
@@ -33,7 +34,7 @@ def image_tag() -> str:
     return os.environ.get("TB_TAG", "latest")
 OCTET = {"host-a": 11, "host-b": 12, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
          "sipp-uac": 31, "sipp-uas": 32}
-NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3}
+NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3, "voip-p1": 4, "voip-p2": 5}
 
 
 def project_name() -> str:
@@ -193,6 +194,18 @@ class Testbed:
             unheld = [u for u in UNITS if not units.get(u, {}).get("held")]
             if unheld:
                 problems.append(f"units not under control of {active[0]}: {unheld}")
+            services = live[active[0]].get("services", {})
+            unserved = [u for u in SERVICES if not services.get(u)]
+            if unserved:
+                problems.append(f"unit interfaces not served: {unserved}")
+            bonds = [u for u in UNITS if not ((units.get(u, {}).get("status") or {}).get("bond") or {})
+                     .get("up")]
+            if bonds:
+                problems.append(f"bond down on {bonds}")
+            apps = [u for u in UNITS if (units.get(u, {}).get("status") or {}).get("serves")
+                    and (units[u]["status"].get("rtp_packets") is None)]
+            if apps:
+                problems.append(f"SIP application not ready on {apps}")
         if live:
             db = next(iter(live.values()))["database"]
             main, backup = db["main"], db["backup"]
@@ -304,9 +317,13 @@ class Testbed:
         for u in UNITS:
             info = (units or {}).get(u, {}) if db else {}
             s = info.get("status") or {}
-            rows.append((u, self._state(u), "held" if info.get("held") else "not held", "",
+            bond = s.get("bond") or {}
+            rows.append((u, self._state(u), "held" if info.get("held") else "not held",
+                         f"serves {s.get('serves') or 'nothing (spare)'}",
                          f"controller {s.get('controller')} calls {s.get('calls_active')}/"
-                         f"{s.get('calls_total')}"))
+                         f"{s.get('calls_total')} bond {bond.get('active_port')} "
+                         f"failovers {bond.get('failovers')} boots {s.get('boots')}"))
+        rows.append(("voip-sw", self._state("voip-sw"), "", "", "voip + voip-p1 + voip-p2"))
         for n in ("sipp-uac", "sipp-uas"):
             rows.append((n, self._state(n), "", "", self.ip(n, "voip")))
         widths = [max(len(str(r[i])) for r in rows) for i in range(5)]

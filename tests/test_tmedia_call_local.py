@@ -1,6 +1,7 @@
-"""End-to-end test of one TMedia unit process on 127.0.0.1, without Docker.
+"""End-to-end test of one TMedia unit on 127.0.0.1, without Docker.
 
-The unit (`python -m emulator.tmedia.unit`) runs on non-default ports; a tiny fake
+The unit's board (`python -m emulator.tmedia.board`, no bonded ports, serving a fixed
+unit on 127.0.0.1) starts its SIP application and runs on non-default ports; a tiny fake
 gateway (UDP JSON) answers its route requests and records its call events; a poller
 thread holds the unit's lease the way a sys_manager does; real SIPp (Debian sip-tester)
 is the caller (UAC, playing g711a.pcap) and the far end (UAS with -rtp_echo). Calls are
@@ -70,18 +71,20 @@ def control(port: int, msg, timeout: float = 1.0) -> dict:
 class Unit:
     """The unit process with its logs in tmp_path."""
 
-    def __init__(self, tmp_path: Path, **env):
+    def __init__(self, tmp_path: Path, sip_ip: str = "127.0.0.1", **env):
         self.sip_port = free_udp_port()
         self.control_port = free_udp_port()
+        self.app_port = free_udp_port()
         self.out = tmp_path / "unit.out"
         self.err = tmp_path / "unit.err"
         self.state_dir = tmp_path / "state"
-        self.env = dict(os.environ, TMEDIA_NAME="tmedia-t", TMEDIA_SIP_IP="127.0.0.1",
+        self.env = dict(os.environ, TMEDIA_NAME="tmedia-t", TMEDIA_SERVICE=f"tmedia-t={sip_ip}/32",
                         TMEDIA_SIP_PORT=str(self.sip_port), TMEDIA_CONTROL_IP="127.0.0.1",
                         TMEDIA_CONTROL_PORT=str(self.control_port), TMEDIA_STATE_DIR=str(self.state_dir),
+                        TMEDIA_APP_PORT=str(self.app_port), TMEDIA_BOOT_DIR=str(tmp_path / "boot"),
                         PYTHONUNBUFFERED="1")
         self.env.update(env)
-        self.proc = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.unit"], cwd=REPO, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.board"], cwd=REPO, env=self.env,
                                      stdout=open(self.out, "wb"), stderr=open(self.err, "wb"))
 
     def status(self) -> dict:
@@ -502,7 +505,8 @@ def no_sipp_left_behind():
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmedia")
-    unit = Unit(tmp, TMEDIA_NO_REPLY_S="1")
+    # the tests poll now and then: a watchdog longer than the module keeps the unit up
+    unit = Unit(tmp, TMEDIA_NO_REPLY_S="1", TMEDIA_WATCHDOG_MS="3600000")
     gateway = FakeGateway()
     try:
         unit.wait_ready()
@@ -687,11 +691,48 @@ def test_bad_config_exits_nonzero_with_a_message():
         assert "bad configuration" in r.stderr and needle in r.stderr, r.stderr
 
 
-def test_unbindable_sip_address_exits_nonzero(tmp_path):
-    # 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails, nothing is sent anywhere
-    unit = Unit(tmp_path, TMEDIA_SIP_IP="192.0.2.1")
-    assert unit.proc.wait(timeout=60) == 2
+def test_unbindable_sip_address_reboots_the_unit(tmp_path):
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails, nothing is sent anywhere.
+    # The SIP application exits 2, and the on-board monitor reboots the unit (exit 75).
+    unit = Unit(tmp_path, sip_ip="192.0.2.1")
+    assert unit.proc.wait(timeout=60) == 75
     assert "cannot bind" in unit.err.read_text()
+    assert "REBOOT: SIP application crashed (exit status 2)" in unit.log()
+    boot = json.loads((tmp_path / "boot" / "boot.json").read_text())
+    assert boot["boots"] == 1 and "crashed" in boot["reboots"][-1]["reason"]
+
+
+def test_watchdog_reboots_a_unit_no_host_polls_and_not_one_that_is_polled(tmp_path):
+    unit = Unit(tmp_path, TMEDIA_WATCHDOG_MS="1500")
+    try:
+        unit.wait_ready()
+        time.sleep(2.0)      # not armed before the first poll: no host has come yet
+        assert unit.proc.poll() is None
+        for i in range(12):  # polled every 0.25 s for 3 s: twice the watchdog, no reboot
+            assert control(unit.control_port, {"op": "poll", "seq": i, "controller": "h",
+                                               "lease_ms": 1000})["ok"] is True
+            time.sleep(0.25)
+        assert unit.proc.poll() is None
+        t0 = time.monotonic()
+        assert unit.proc.wait(timeout=10) == 75
+        waited = time.monotonic() - t0
+    finally:
+        unit.stop()
+    assert 1.2 < waited < 5, waited
+    assert "REBOOT: watchdog: no host polled for 1.5 s" in unit.log()
+    assert json.loads((tmp_path / "boot" / "boot.json").read_text())["reboots"][-1]["reason"].startswith("watchdog")
+
+
+def test_deadlocked_sip_application_reboots_the_unit(tmp_path):
+    unit = Unit(tmp_path, TMEDIA_DEADLOCK_MS="1000")
+    try:
+        unit.wait_ready()
+        pid = unit.status()["app"]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        assert unit.proc.wait(timeout=10) == 75
+    finally:
+        unit.stop()
+    assert "REBOOT: SIP application deadlocked" in unit.log()
 
 
 def test_survives_garbage_and_stops_cleanly_on_sigterm(tmp_path):

@@ -140,3 +140,54 @@ def test_a_failing_counter_source_is_an_error_reply_not_a_crash(agent, logs):
     agent.counters.rtp_stats = broken
     r = ask(agent, {"op": "status", "seq": 1})
     assert r["ok"] is False and "internal error" in r["error"] and r["seq"] == 1
+
+
+class FakeBoard:
+    def __init__(self):
+        self.assumed, self.polls = [], 0
+
+    def polled(self):
+        self.polls += 1
+
+    def assume(self, unit, address, by):
+        self.assumed.append((unit, address, by))
+
+    def fields(self):
+        return {"board": "tmedia-3", "serves": None}
+
+
+def test_assume_goes_to_the_board_only_from_the_lease_holder(clock, logs):
+    board = FakeBoard()
+    agent = ControlAgent("tmedia-3", Counters(), log=logs.append, clock=clock, board=board)
+    msg = {"op": "assume", "seq": 2, "controller": "host-a", "unit": "tmedia-1", "address": "10.0.3.21/24"}
+    assert ask(agent, msg)["error"] == "not controller"
+    assert ask(agent, poll())["board"] == "tmedia-3" and board.polls == 1   # watchdog kick
+    r = ask(agent, msg)
+    assert r["ok"] is True and r["seq"] == 2 and r["board"] == "tmedia-3"
+    assert board.assumed == [("tmedia-1", "10.0.3.21/24", "host-a")]
+    assert ask(agent, dict(msg, unit=None, address=None))["ok"] is True   # become the spare
+    assert board.assumed[-1] == (None, None, "host-a")
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ({"address": "10.0.3.21"}, "ip/prefix"),
+    ({"address": "10.0.3/24"}, "not an IPv4"),
+    ({"address": "10.0.3.21/40"}, "not an IPv4"),
+    ({"unit": 5}, "'unit' must be a string"),
+    ({"address": None}, "ip/prefix"),
+])
+def test_bad_assume_requests_are_refused_with_a_message(clock, logs, extra, needle):
+    board = FakeBoard()
+    agent = ControlAgent("tmedia-3", Counters(), log=logs.append, clock=clock, board=board)
+    ask(agent, poll())
+    msg = dict({"op": "assume", "seq": 9, "controller": "host-a", "unit": "tmedia-1",
+                "address": "10.0.3.21/24"}, **extra)
+    r = ask(agent, msg)
+    assert r["ok"] is False and needle in r["error"] and r["seq"] == 9
+    assert board.assumed == []
+
+
+def test_assume_without_a_board_is_refused(agent):
+    ask(agent, poll())
+    r = ask(agent, {"op": "assume", "controller": "host-a", "unit": None})
+    assert r["ok"] is False and "no board" in r["error"]

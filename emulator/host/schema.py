@@ -46,9 +46,10 @@ SCHEMA = [
 
 
 def seed_units() -> list[str]:
-    """Unit names from TB_UNITS ("tmedia-1=ip/ip,tmedia-2=ip/ip"), as the hosts read it."""
-    return [item.split("=")[0].strip() for item in os.environ.get("TB_UNITS", "").split(",")
-            if item.strip()]
+    """The units that carry stacks and trunks: TB_SERVICES ("tmedia-1=ip/prefix,...", the
+    spare has none of its own), else TB_UNITS ("tmedia-1=ip/ip,..."), as the hosts read it."""
+    raw = os.environ.get("TB_SERVICES", "").strip() or os.environ.get("TB_UNITS", "")
+    return [item.split("=")[0].strip() for item in raw.split(",") if item.strip()]
 
 
 def _seed_config(cur, config: str) -> None:

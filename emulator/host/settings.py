@@ -43,6 +43,10 @@ class Settings:
     poll_interval: float = 0.2
     lease: float = 1.5
     handover_holddown: float = 3.0
+    # N+1 (n_plus_one.py): unit -> its VoIP interface (ip/prefix); its default board is
+    # the board of the same name, every other board is a spare
+    services: dict = field(default_factory=dict)
+    unit_dead: float = 3.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +57,12 @@ class Settings:
             name, ips = item.split("=")
             a, b = ips.split("/")
             units[name.strip()] = (a.strip(), b.strip())
+        services = {}
+        # TB_SERVICES="tmedia-1=172.28.3.21/24,tmedia-2=172.28.3.22/24"
+        for item in os.environ.get("TB_SERVICES", "").split(","):
+            if item.strip():
+                name, address = item.split("=")
+                services[name.strip()] = address.strip()
         return cls(
             host=_env("TB_HOST"),
             peer=_env("TB_PEER"),
@@ -71,4 +81,6 @@ class Settings:
             poll_interval=_ms("TB_POLL_INTERVAL_MS", 200),
             lease=_ms("TB_LEASE_MS", 1500),
             handover_holddown=_ms("TB_HANDOVER_HOLDDOWN_MS", 3000),
+            services=services,
+            unit_dead=_ms("TB_UNIT_DEAD_MS", 3000),
         )

@@ -156,6 +156,7 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             "role": role.get("role", "standby"), "epoch": role.get("epoch", 0),
             "role_since": role.get("since"),
             "peer": sysmgr.get("peer"), "units": sysmgr.get("units", {}),
+            "services": sysmgr.get("services", {}),
             "apps": monitor.get("apps", {}), "events": monitor.get("events", [])[-50:],
             "service_quitting": monitor.get("quitting", False),
             "gateway": gw, "engine": engine,

@@ -51,11 +51,19 @@ class Engine:
         return [(ip, UNIT_CONTROL_PORT) for ip in self.s.units[unit]]
 
     # ---- pushing to the units -------------------------------------------------------
+    def serves(self, board: str):
+        """The unit a board serves (N+1), as the sys_manager last heard it; a board of the
+        same name when nothing is known yet. A spare (None) gets no stacks or trunks."""
+        info = (state.read("sysmgr").get("units") or {}).get(board) or {}
+        return info["serves"] if "serves" in info else board
+
     def configure_msg(self, unit: str) -> dict:
         snap = self.snapshot
+        served = self.serves(unit)
         return {"op": "configure", "controller": self.s.host, "version": self.version,
-                "config": snap["config"], "routes": len(snap["routes"]),
-                "stacks": snap["stacks"].get(unit, []), "trunks": snap["trunks"].get(unit, [])}
+                "config": snap["config"], "routes": len(snap["routes"]), "unit": served,
+                "stacks": snap["stacks"].get(served, []) if served else [],
+                "trunks": snap["trunks"].get(served, []) if served else []}
 
     def push(self, unit: str) -> str:
         """Configure one unit with the loaded version: "ok" or why not."""
@@ -78,9 +86,11 @@ class Engine:
             if reply is None or not reply.get("ok"):
                 self.units[unit]["error"] = "no answer to status"
                 continue
-            have = (reply.get("config") or {}).get("version")
+            cfg = reply.get("config") or {}
+            have = cfg.get("version")
             self.units[unit]["version"] = have
-            if have != self.version:
+            # a rebooted board, or one that took over another unit (N+1): push again
+            if have != self.version or cfg.get("unit", unit) != reply.get("serves", unit):
                 self.push(unit)
 
     # ---- reload ---------------------------------------------------------------------

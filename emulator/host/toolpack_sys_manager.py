@@ -1,5 +1,6 @@
 """toolpack_sys_manager: heartbeats with the peer host, polls (leases) the TMedia units,
-and runs the election rule of `election.py`. Publishes its view in RUN_DIR/role.json
+runs the election rule of `election.py` and, while active, the N+1 rule of
+`n_plus_one.py` (which board serves which unit's VoIP interface). Publishes its view in RUN_DIR/role.json
 (read by gateway, engine and tboamapp) and RUN_DIR/sysmgr.json (read by tboamapp)."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 
 from . import state
 from .election import ACTIVE, Election
+from .n_plus_one import BoardView, plan
 from .settings import GATEWAY_PORT, SYSMGR_PORT, UNIT_CONTROL_PORT, Settings
 from .udp import decode, encode
 
@@ -48,6 +50,8 @@ class SysManager:
         self.pending: dict[int, tuple[str, float]] = {}
         self.units: dict[str, dict] = {u: {"reply": None, "last_ok": None, "refused": None}
                                        for u in s.units}
+        self.views = {u: BoardView() for u in s.units}
+        self.ordered: dict[str, object] = {}     # board -> the unit we last told it to serve
         self.next_hb = self.next_poll = self.next_publish = 0.0
         self.published_role = None
         self.quitting = False
@@ -108,6 +112,8 @@ class SysManager:
                    "lease_ms": int(self.s.lease * 1000), "gateways": gateways}
             for ip in ips:   # both control paths: either one keeps the lease alive
                 self._sendto(self.units_sock, msg, (ip, UNIT_CONTROL_PORT))
+            if self.views[unit].first_poll is None:
+                self.views[unit].first_poll = now
         # forget polls no unit will answer any more
         for seq in [q for q, (_, t) in self.pending.items() if now - t > 5.0]:
             del self.pending[seq]
@@ -128,8 +134,29 @@ class SysManager:
             if reply.get("ok"):
                 self.el.poll_accepted(unit, sent_at)
                 info["last_ok"] = time.time()
+                view = self.views[unit]
+                view.last_reply, view.serves = time.monotonic(), reply.get("serves")
+                view.bond_up = bool((reply.get("bond") or {"up": True}).get("up"))
             else:
                 info["refused"] = reply.get("error")
+
+    def place_services(self, now):
+        """While active: send the `assume` requests of the N+1 rule."""
+        if not self.s.services:
+            return
+        defaults = {u: u for u in self.s.services}
+        for board, unit in plan(self.views, self.s.services, defaults, now, self.s.unit_dead):
+            if self.ordered.get(board, "") != unit:
+                states = {b: v.state(now, self.s.unit_dead) for b, v in self.views.items()}
+                state.log(APP, f"N+1: {board} to serve {unit or 'nothing (spare)'} "
+                               f"(boards {states})")
+                self.ordered[board] = unit
+            self.seq += 1
+            self.pending[self.seq] = (board, now)
+            msg = {"op": "assume", "seq": self.seq, "controller": self.s.host, "unit": unit,
+                   "address": self.s.services.get(unit) if unit else None}
+            for ip in self.s.units[board]:
+                self._sendto(self.units_sock, msg, (ip, UNIT_CONTROL_PORT))
 
     def release_units(self):
         for unit, ips in self.s.units.items():
@@ -162,8 +189,13 @@ class SysManager:
                          "paths_alive": [("ctrl-a", "ctrl-b")[p] for p in self.el.paths_alive()],
                          "role": self.el.peer.role},
                 "units": {u: {"held": u in self.el.units_held(), "last_ok": i["last_ok"],
-                              "refused": i["refused"], "status": i["reply"]}
+                              "refused": i["refused"], "status": i["reply"],
+                              "state": self.views[u].state(now, self.s.unit_dead),
+                              "serves": self.views[u].serves}
                           for u, i in self.units.items()},
+                "services": {svc: next((b for b, v in self.views.items() if v.serves == svc and
+                                        v.state(now, self.s.unit_dead) == "up"), None)
+                             for svc in self.s.services},
                 "updated": time.time()})
 
     def run(self):
@@ -185,6 +217,11 @@ class SysManager:
             if self.el.role in ("candidate", ACTIVE) and (now >= self.next_poll or self.el.role != was):
                 self.next_poll = now + self.s.poll_interval
                 self.poll_units(now)
+                if self.el.role == ACTIVE:
+                    self.place_services(now)
+            elif self.el.role == "standby" and was != "standby":
+                self.views = {u: BoardView() for u in self.s.units}   # learn anew when active
+                self.ordered = {}
             self.publish()
             time.sleep(TICK)
         # stopped (service quit or host shutdown): never leave the units leased to a dead manager

@@ -64,7 +64,10 @@ def _check_configure(msg: dict) -> dict:
     version = msg.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise BadRequest("configure needs 'version', a whole number >= 0")
-    cfg = {"name": _name(msg.get("config"), "'config'"), "version": version,
+    unit = msg.get("unit")
+    if unit is not None:
+        _name(unit, "'unit'")
+    cfg = {"name": _name(msg.get("config"), "'config'"), "version": version, "unit": unit,
            "routes": msg.get("routes", 0), "stacks": [], "trunks": []}
     if isinstance(cfg["routes"], bool) or not isinstance(cfg["routes"], int) or cfg["routes"] < 0:
         raise BadRequest("'routes' must be a whole number >= 0 (how many routes the version has)")
@@ -87,7 +90,8 @@ def _check_configure(msg: dict) -> dict:
 class ControlAgent:
     def __init__(self, unit: str, counters: Counters, lease: Optional[Lease] = None,
                  port: int = 7000, host: str = "0.0.0.0",
-                 log: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic):
+                 log: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic,
+                 board=None):
         self.unit = unit
         self.counters = counters
         self.lease = lease if lease is not None else Lease(clock)
@@ -100,13 +104,15 @@ class ControlAgent:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.config: Optional[dict] = None   # the last `configure`; None: never configured
-        self.stack = None                    # the SIP stack (attach), for calls and admission
+        self.stack = None                    # the SIP application (attach): lists and closes calls
+        # the board (board.py): kicked by accepted polls (watchdog), adds its fields to
+        # every reply (ports, service, boots) and carries out `assume`; None in unit tests
+        self.board = board
 
     def attach(self, stack) -> None:
-        """Give the agent the SIP stack: it lists and closes calls, and asks the agent
-        whether new calls are admitted (a disabled SIP stack refuses them)."""
+        """Give the agent the SIP application (board.AppLink, or None while the unit
+        serves nothing): `list_calls(timeout)` and `close_call(call_id, timeout)`."""
         self.stack = stack
-        stack.admission = self.admission
 
     # --- what the SIP stack asks -----------------------------------------------------
     def current_lease(self):
@@ -135,10 +141,12 @@ class ControlAgent:
         fields["uptime_s"] = round(self.clock() - self.started_at, 3)
         cfg = self.config
         fields["config"] = None if cfg is None else {
-            "name": cfg["name"], "version": cfg["version"], "routes": cfg["routes"]}
+            "name": cfg["name"], "version": cfg["version"], "routes": cfg["routes"], "unit": cfg["unit"]}
         fields["stacks"] = [] if cfg is None else cfg["stacks"]
         fields["trunks"] = [] if cfg is None else cfg["trunks"]
         fields["sip_accepting"] = self.admission() is None
+        if self.board is not None:
+            fields.update(self.board.fields())
         return fields
 
     def handle_datagram(self, data: bytes) -> dict:
@@ -167,6 +175,12 @@ class ControlAgent:
                     return dict(ok=True, **self._unit_fields())
                 if op == "configure":
                     return self._configure(msg)
+                if op == "assume":
+                    refusal = self._from_controller(msg, "assume")
+                    if refusal:
+                        return refusal
+            if op == "assume":   # the board restarts the SIP application: not under the lock
+                return self._assume(msg)
         except BadRequest as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:   # a bug must not take the control agent down
@@ -182,6 +196,8 @@ class ControlAgent:
         if not res.accepted:
             return {"ok": False, "error": "leased", "controller": res.state.controller,
                     "expires_in_ms": res.expires_in_ms}
+        if self.board is not None:
+            self.board.polled()
         if res.change is not None:
             prev = f" (was {res.previous.controller})" if res.previous and \
                 res.previous.controller != controller else ""
@@ -226,10 +242,25 @@ class ControlAgent:
                      f"disabled: {off or 'none'}")
         return dict(ok=True, **self._unit_fields())
 
-    def _need_stack(self):
-        if self.stack is None:
-            raise BadRequest("no SIP stack attached to this control agent")
-        return self.stack
+    def _assume(self, msg: dict) -> dict:
+        """Serve a unit's VoIP interfaces (N+1): `unit` and `address` ("ip/prefix"), or
+        `unit` null to become the spare. Only from the lease holder."""
+        if self.board is None:
+            raise BadRequest("this unit has no board: it cannot change what it serves")
+        unit, address = msg.get("unit"), msg.get("address")
+        if unit is not None:
+            _name(unit, "'unit'")
+            if not isinstance(address, str) or "/" not in address:
+                raise BadRequest("assume needs 'address', the interface as ip/prefix")
+            try:
+                ip, prefix = address.split("/")
+                socket.inet_aton(ip)
+                if ip.count(".") != 3 or not 8 <= int(prefix) <= 32:
+                    raise ValueError
+            except (OSError, ValueError):
+                raise BadRequest(f"'address' {address!r} is not an IPv4 ip/prefix") from None
+        self.board.assume(unit, address, msg["controller"])
+        return dict(ok=True, **self._unit_fields())
 
     def _calls(self, msg: dict) -> dict:
         """A page of the calls in progress in call_id order, after the cursor `after`."""
@@ -238,8 +269,9 @@ class ControlAgent:
             raise BadRequest("'after' must be a call_id (string) or null")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise BadRequest("'limit' must be a whole number in 1..100")
+        stack = self.stack
         try:
-            calls = self._need_stack().on_reactor(self.stack.live_call_info, REACTOR_WAIT_S)
+            calls = [] if stack is None else stack.list_calls(REACTOR_WAIT_S)
         except TimeoutError:
             return {"ok": False, "error": "SIP stack busy: try again"}
         rest = sorted((c for c in calls if after is None or c["call_id"] > after),
@@ -255,8 +287,9 @@ class ControlAgent:
             refusal = self._from_controller(msg, "close")
         if refusal:
             return refusal
+        stack = self.stack
         try:
-            found = self._need_stack().on_reactor(lambda: self.stack.close_call(call_id), REACTOR_WAIT_S)
+            found = stack is not None and stack.close_call(call_id, REACTOR_WAIT_S)
         except TimeoutError:
             return {"ok": False, "error": "SIP stack busy: try again"}
         if not found:

@@ -1,17 +1,18 @@
-"""Entry point of one emulated TMedia unit: `python -m emulator.tmedia.unit` (one per container).
+"""The SIP application of a TMedia unit: `python -m emulator.tmedia.unit`, started by the
+unit's board (board.py) for the unit it serves.
 
-It exists to wire the parts together from the environment: the control agent (lease,
-counters), the gateway client (routes, call events) and the SIP stack (sippy B2BUA with
-the rtp.io media relay), then run sippy's reactor on the main thread until SIGTERM or
-SIGINT, which hang up the calls in progress and stop cleanly (exit 0).
+It exists to wire the parts together from the environment: the link to the board
+(lease and admission in, heartbeat and counters out: app_link.py), the gateway client
+(routes, call events) and the SIP stack (sippy B2BUA with the rtp.io media relay), then
+run sippy's reactor on the main thread until SIGTERM or SIGINT, which hang up the calls
+in progress and stop cleanly (exit 0).
 
 Environment:
-  TMEDIA_NAME          unit name, e.g. tmedia-1 (required)
+  TMEDIA_NAME          the served unit's name, e.g. tmedia-1 (required)
+  TMEDIA_BOARD         the board it runs on (for the log; TMEDIA_NAME when unset)
   TMEDIA_SIP_IP        the unit's VoIP address; SIP and RTP bind to it (required, concrete:
                        sippy writes it into Via, Contact and SDP)
   TMEDIA_SIP_PORT      SIP UDP port (5060)
-  TMEDIA_CONTROL_IP    control agent bind address (0.0.0.0: both control networks)
-  TMEDIA_CONTROL_PORT  control agent UDP port (7000)
   TMEDIA_RTP_PORTS     RTP port range MIN-MAX for the relay (rtpproxy's default when unset)
   TMEDIA_NO_REPLY_S    seconds a route may stay silent before the next one is tried (2)
   TMEDIA_STATE_DIR     the unit's working directory (<tmp>/tmedia-<name>): rtp.io's
@@ -69,8 +70,8 @@ class Config:
     name: str
     sip_ip: str
     sip_port: int = 5060
-    control_ip: str = "0.0.0.0"
-    control_port: int = 7000
+    app_port: int = 7001
+    board: str = ""
     rtp_ports: Optional[tuple] = None
     no_reply_s: int = 2
     rtp_loglevel: str = "err"
@@ -108,8 +109,8 @@ class Config:
         state_dir = os.path.abspath(env.get("TMEDIA_STATE_DIR", "").strip() or
                                     os.path.join(tempfile.gettempdir(), f"tmedia-{name}"))
         return cls(name=name, state_dir=state_dir, sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
-                   control_ip=_ipv4(env, "TMEDIA_CONTROL_IP", "0.0.0.0"),
-                   control_port=_port(env, "TMEDIA_CONTROL_PORT", 7000),
+                   app_port=_port(env, "TMEDIA_APP_PORT", 7001),
+                   board=env.get("TMEDIA_BOARD", "").strip() or name,
                    rtp_ports=rtp_ports, no_reply_s=no_reply_s, rtp_loglevel=rtp_loglevel)
 
 
@@ -125,7 +126,7 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     # and must belong to the main thread.
     from signal import SIGINT, SIGTERM
     from sippy.Signal import Signal
-    from .control import ControlAgent
+    from .app_link import BoardLink
     from .counters import Counters
     from .gateway_client import GatewayClient
     from .sip_stack import SipStack
@@ -139,26 +140,27 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
         print(f"tmedia: bad configuration: TMEDIA_STATE_DIR={cfg.state_dir!r}: {exc}", file=sys.stderr)
         return 2
 
-    log = partial(log_line, cfg.name)
+    who = cfg.name if cfg.board == cfg.name else f"{cfg.name}@{cfg.board}"
+    log = partial(log_line, who)
     counters = Counters()
-    agent = ControlAgent(cfg.name, counters, port=cfg.control_port, host=cfg.control_ip, log=log)
+    try:
+        link = BoardLink(cfg.app_port, log=log)
+    except OSError as exc:
+        print(f"tmedia: cannot bind the board link 127.0.0.1:{cfg.app_port}: {exc}", file=sys.stderr)
+        return 2
     gateways = GatewayClient(cfg.name, log=log)
-    stack = SipStack(cfg.name, cfg.sip_ip, cfg.sip_port, counters, agent.current_lease, gateways,
+    stack = SipStack(cfg.name, cfg.sip_ip, cfg.sip_port, counters, link.current_lease, gateways,
                      log=log, rtp_ports=cfg.rtp_ports, no_reply_s=cfg.no_reply_s,
                      rtp_loglevel=cfg.rtp_loglevel)
-    agent.attach(stack)   # configure (SIP stack state), calls and close reach the stack
-    try:
-        agent.start()
-    except OSError as exc:
-        print(f"tmedia: cannot bind control port {cfg.control_ip}:{cfg.control_port}: {exc}",
-              file=sys.stderr)
-        return 2
+    stack.admission = link.admission     # a disabled SIP stack refuses new calls
+    link.attach(stack, counters)
     try:
         stack.start()
     except OSError as exc:
         print(f"tmedia: cannot bind SIP/RTP on {cfg.sip_ip}:{cfg.sip_port}: {exc}", file=sys.stderr)
-        agent.stop()
+        link.stop()
         return 2
+    link.start()
     gateways.start()
 
     def on_signal(signum):
@@ -169,14 +171,14 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     Signal(SIGINT, on_signal, SIGINT)
     log(f"started: SIP {cfg.sip_ip}:{cfg.sip_port} (media via rtp.io on {cfg.sip_ip}"
         f"{' ports %d-%d' % cfg.rtp_ports if cfg.rtp_ports else ''}), "
-        f"control {cfg.control_ip}:{agent.port}, media accounting "
+        f"board link 127.0.0.1:{cfg.app_port}, media accounting "
         f"{os.path.join(cfg.state_dir, 'rtpproxy_acct.csv')}")
     try:
         stack.run()
     finally:
         stack.shutdown()
         gateways.stop()
-        agent.stop()
+        link.stop()
     log("stopped")
     return 0
 
