@@ -234,6 +234,9 @@ def heal_all(tb: Testbed) -> None:
             log(f"sweep: starting {c.name}")
             c.start()
         remove_cuts(c)
+        if c.labels.get("com.docker.compose.service", "").startswith("tmedia"):
+            from .faults_unit import bring_ports_up
+            bring_ports_up(c)       # a VoIP port left down
         c.exec_run(["sh", "-c", "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' "
                                 "| xargs -r kill -CONT"])
     from .faults_db import sweep_host_services

@@ -102,3 +102,14 @@ def test_app_crash_deadlock_and_slow_start():
     assert "crashed (exit status -9)" in a.verdict(-9)
     a.stopped()
     assert a.verdict(-9) is None
+
+
+def test_bad_content_length_is_marked_for_a_400():
+    from emulator.tmedia.sip_stack import MARK, mark_bad_content_length
+    ok = "INVITE sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 3\r\n\r\nabc"
+    assert mark_bad_content_length(ok) == ok
+    for head in ("Content-Length: -4", "Content-Length: x", "l: 3\r\nContent-Length: 3"):
+        out = mark_bad_content_length(f"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n{head}\r\n\r\nabc")
+        lines = out.split("\r\n\r\n")[0].split("\r\n")
+        assert any(line.startswith(MARK) for line in lines)
+        assert not any(line.lower().startswith(("content-length", "l:")) for line in lines)

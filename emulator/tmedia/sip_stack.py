@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import threading
 from typing import Callable, Optional
 
@@ -56,8 +57,55 @@ class OneWorkerUdpOpts(Udp_server_opts):
     nworkers = 1
 
 
+# Bad input (issue 4): sippy reads at most 8192 bytes of a datagram (Udp_server), so a
+# datagram that fills the read may have been cut: it is dropped unparsed (logged). A
+# request with a duplicated single-valued header or a bad Content-Length gets a 400.
+MAX_SIP_BYTES = 8191
+SINGLE_HEADERS = ('to', 'from', 'call-id', 'cseq', 'max-forwards')
+MARK = 'X-Tb-Malformed'
+_CL = re.compile(r'^(content-length|l)[ \t]*:[ \t]*(.*)$', re.I)
+
+
+def mark_bad_content_length(data: str) -> str:
+    """sippy keeps only the last Content-Length and takes a negative one as it is: a
+    request with more than one, or one that is not a whole number >= 0, gets its
+    Content-Length lines replaced by a MARK header, so that it is answered 400."""
+    head, sep, body = data.partition('\r\n\r\n')
+    lines = head.split('\r\n')
+    found = [i for i, line in enumerate(lines) if _CL.match(line)]
+    values = [_CL.match(lines[i]).group(2).strip() for i in found]
+    if len(found) <= 1 and all(v.isdigit() for v in values):
+        return data
+    why = 'duplicated Content-Length' if len(found) > 1 else f'bad Content-Length {values[0][:20]!r}'
+    for i in found:
+        lines[i] = f'{MARK}: {why}'
+    return '\r\n'.join(lines) + sep + body
+
+
+def bad_request(req) -> Optional[str]:
+    """Why a parsed request is malformed (the 400's reason), or None."""
+    for name in SINGLE_HEADERS:
+        if req.countHFs(name) > 1:
+            return f'Bad Request (duplicated {name} header)'
+    if req.countHFs(MARK.lower()):
+        return f'Bad Request ({req.getHFBody(MARK.lower())})'
+    return None
+
+
 class TbSipTransactionManager(SipTransactionManager):
     model_udp_server = (Udp_server, OneWorkerUdpOpts)
+    log: Callable[[str], None] = print
+
+    def handleIncoming(self, data_in, ra, server, rtime):
+        if len(data_in) > MAX_SIP_BYTES:
+            self.log(f"dropped a {len(data_in)}-byte SIP datagram from {ra.address} "
+                     f"(limit {MAX_SIP_BYTES})")
+            return
+        if isinstance(data_in, bytes):
+            data_in = data_in.decode(errors='replace')
+        if not data_in.startswith('SIP/2.0'):
+            data_in = mark_bad_content_length(data_in)
+        return super().handleIncoming(data_in, ra, server, rtime)
 
     def newTransaction(self, msg, *args, **kwargs):
         # DESIGN.md defect 1: a peer's Contact with `transport=UDP` (upper case, as SIPp's
@@ -90,6 +138,13 @@ class TbCallMap:
             method = req.getMethod()
         except Exception:
             return (None, None, None)   # unparseable: drop, as sippy's CallMap does
+        try:
+            why = bad_request(req)
+        except Exception:
+            why = 'Bad Request (unparseable header)'
+        if why is not None:
+            self.stack.log(f"refused a malformed {method} from {req.getSource()}: {why}")
+            return (req.genResponse(400, why), None, None)
         if to_tag is not None:
             return (req.genResponse(481, 'Call Leg/Transaction Does Not Exist'), None, None)
         if method == 'INVITE':
@@ -225,6 +280,7 @@ class SipStack:
         self.rtpc = Rtp_proxy_client(gc, spath='rtp.io:' + ';'.join(args))
         gc['_rtp_proxy_clients'] = [self.rtpc]
         self.stm = TbSipTransactionManager(gc, self.cmap.recvRequest)
+        self.stm.log = self.log
         gc['_sip_tm'] = self.stm
         self.counters.rtp_stats = self.rtp_stats
         return self

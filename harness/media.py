@@ -1,0 +1,78 @@
+"""Media measured on the wire: tcpdump in a SIPp container captures the RTP a unit relays
+to it, scapy reads the capture, and each call's stream (the relay's source port) gets
+its packet count and its largest gap between two packets (the media interruption).
+
+SIPp plays g711a.pcap (a packet every 20 ms) and the far end echoes it, so a stream's
+gaps above ~20 ms are loss or delay; `around(t)` keeps the streams that ran across
+an instant (a fault) so the interruption is measured where it happened.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .faults import wait_for
+from .testbed import Testbed, log
+
+
+@dataclass
+class Stream:
+    key: tuple              # (src ip, src port, dst ip, dst port)
+    times: list
+
+    @property
+    def packets(self) -> int:
+        return len(self.times)
+
+    @property
+    def largest_gap_s(self) -> float:
+        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
+
+    def spans(self, t: float) -> bool:
+        return bool(self.times) and self.times[0] < t < self.times[-1]
+
+
+class MediaCapture:
+    """RTP from `src_ip` (not SIP) arriving at `node`, written under the testbed's sipp dir."""
+
+    def __init__(self, tb: Testbed, node: str, src_ip: str, name: str):
+        self.tb, self.node, self.src_ip, self.name = tb, node, src_ip, name
+        self.file = f"{name}.pcap"
+        self.path = Path(tb.dir) / "sipp" / self.file
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self) -> None:
+        self.path.unlink(missing_ok=True)
+        flt = f"udp and src host {self.src_ip} and not port 5060"
+        self.tb.container(self.node).exec_run(
+            ["tcpdump", "-U", "-n", "-i", "eth0", "-w", f"/work/{self.file}", flt], detach=True)
+        # tcpdump writes the file header once it listens
+        wait_for(lambda: self.path.exists() and self.path.stat().st_size >= 24, 10,
+                 f"tcpdump to listen on {self.node}")
+
+    def stop(self) -> None:
+        self.tb.container(self.node).exec_run(["pkill", "-INT", "-f", f"tcpdump.*{self.file}"])
+        time.sleep(0.2)     # let tcpdump flush its last buffer (-U: packet-buffered already)
+
+    def streams(self) -> list[Stream]:
+        from scapy.layers.inet import IP, UDP
+        from scapy.utils import PcapReader
+        flows: dict[tuple, list] = {}
+        with PcapReader(str(self.path)) as reader:
+            for pkt in reader:
+                if IP in pkt and UDP in pkt:
+                    key = (pkt[IP].src, pkt[UDP].sport, pkt[IP].dst, pkt[UDP].dport)
+                    flows.setdefault(key, []).append(float(pkt.time))
+        log(f"media: {sum(len(v) for v in flows.values())} RTP packets in {len(flows)} streams "
+            f"captured on {self.node}")
+        return [Stream(k, sorted(v)) for k, v in flows.items()]
+
+    def around(self, t: float) -> list[Stream]:
+        return [s for s in self.streams() if s.spans(t)]

@@ -1,0 +1,231 @@
+"""The TMedia units on the running testbed (issue 4): three boards, two serving and one
+spare; redundant control; bonded VoIP ports; on-board monitoring and the watchdog;
+N+1 takeover; malformed SIP. Real SIPp calls through the units throughout."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.faults import HostPowerOff, NetworkCut, wait_for
+from harness.faults_unit import PortDown, UnitAppFault, unit_status
+from harness.media import MediaCapture
+from harness.sipp import DockerExecutor, SippLoad, SippUas
+from harness.testbed import SERVICES, UNITS, log
+
+
+def status(tb):
+    return tb.oam(tb.master(), "/api/v1/status")
+
+
+def placement(tb) -> dict:
+    return status(tb)["services"]
+
+
+def sipp_pair(tb, name, unit="tmedia-1", **load):
+    d = tb.dir / "sipp"
+    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), d, "/work"), tb.ip("sipp-uas", "voip"),
+                  name=f"{name}-uas")
+    uac = SippLoad(DockerExecutor(tb.container("sipp-uac"), d, "/work"), f"{tb.ip(unit, 'voip')}:5060",
+                   tb.ip("sipp-uac", "voip"), name=f"{name}-uac", **load)
+    return uas, uac
+
+
+def run_calls(tb, name, unit="tmedia-1", during=None, **load):
+    """Run a load through `unit`'s address; `during(uac)` runs while it goes on."""
+    uas, uac = sipp_pair(tb, name, unit, **load)
+    with uas:
+        with uac:
+            if during is not None:
+                during(uac)
+            assert uac.wait(), "SIPp did not finish its calls in time"
+        uas.stop(grace_s=5)
+    return uac.calls(far_end=uas)
+
+
+def bad(calls):
+    return [(c.call_id, c.outcome, c.final_code, c.far_bye) for c in calls
+            if c.outcome != "completed" or not c.far_bye]
+
+
+def restore_placement(tb) -> None:
+    """Put every unit back on its default board, one at a time: reboot the board that
+    holds a unit whose default board is free (the N+1 rule then prefers the default)."""
+    for _ in range(2 * len(SERVICES) + 1):
+        pl = placement(tb)
+        if pl == {u: u for u in SERVICES}:
+            return
+        free = [b for b in UNITS if b not in pl.values()]
+        unit = next((u for u, b in pl.items() if b != u and u in free), None)
+        if unit is None:     # every default board is busy: move one unit to the free board
+            unit = next(u for u, b in pl.items() if b != u)
+        log(f"restoring: {unit} is on {pl[unit]}; rebooting {pl[unit]}")
+        tb.container(pl[unit]).restart(timeout=5)
+        wait_for(lambda: placement(tb).get(unit) not in (None, pl[unit]), 30, f"{unit} to move")
+        tb.wait_healthy(60, quiet=True)
+    raise AssertionError(f"could not restore the placement: {placement(tb)}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def original_placement(testbed):
+    """Tests that move a unit to the spare put it back at the end, so that later tests
+    find tmedia-1 and tmedia-2 on their own boards."""
+    yield
+    restore_placement(testbed)
+
+
+def test_three_units_two_serve_one_is_spare_all_under_control(testbed):
+    st = status(testbed)
+    assert st["services"] == {"tmedia-1": "tmedia-1", "tmedia-2": "tmedia-2"}
+    for b in UNITS:
+        info = st["units"][b]
+        s = info["status"]
+        assert info["held"] and s["controller"] == testbed.master(), (b, info)
+        assert s["bond"]["up"] and s["bond"]["active_port"] in ("vp1", "vp2"), s["bond"]
+        assert s["watchdog"]["armed"] and s["watchdog"]["timeout_s"] > 1.5   # > the lease
+    assert st["units"]["tmedia-3"]["status"]["spare"] is True
+    assert st["units"]["tmedia-3"]["status"]["app"] is None
+    calls = run_calls(testbed, "unit2", unit="tmedia-2", rate=5, hold_s=1, calls=5)
+    assert len(calls) == 5 and not bad(calls)
+    assert unit_status(testbed, "tmedia-2")["calls_answered"] >= 5
+
+
+def test_losing_one_control_network_to_a_unit_changes_nothing(testbed, faults):
+    before = unit_status(testbed, "tmedia-1")
+
+    def cut_ctrl_a(uac):
+        time.sleep(1)
+        faults.inject(NetworkCut(testbed, host="tmedia-1", nets=("ctrl-a",)))
+        time.sleep(4)      # longer than the lease, the fence time and the watchdog
+        st = status(testbed)
+        assert st["units"]["tmedia-1"]["held"], st["units"]["tmedia-1"]
+        assert st["services"]["tmedia-1"] == "tmedia-1"
+    calls = run_calls(testbed, "ctrlcut", during=cut_ctrl_a, rate=5, hold_s=2, duration_s=6)
+    assert not bad(calls)
+    after = unit_status(testbed, "tmedia-1")
+    assert after["boots"] == before["boots"] and after["serves"] == "tmedia-1"
+
+
+def test_bond_port_failover_keeps_calls_with_their_media(testbed, faults):
+    before = unit_status(testbed, "tmedia-1")["bond"]
+    fault = PortDown(testbed, unit="tmedia-1")
+    cap = MediaCapture(testbed, "sipp-uas", testbed.ip("tmedia-1", "voip"), "bond-failover")
+
+    def port_down(uac):
+        # established calls first: 5 calls/s held 5 s, the fault 3 s in
+        time.sleep(3)
+        faults.inject(fault)
+        wait_for(lambda: unit_status(testbed, "tmedia-1")["bond"]["failovers"] > before["failovers"],
+                 5, "the bond to fail over")
+    with cap:
+        calls = run_calls(testbed, "bondfail", during=port_down, rate=5, hold_s=5, calls=30)
+    after = unit_status(testbed, "tmedia-1")["bond"]
+    assert after["active_port"] != fault.resolved and after["failovers"] == before["failovers"] + 1
+    assert after["ports"][fault.resolved] == "down"
+    established = [c for c in calls if c.answer_t and c.answer_t < fault.injected_at]
+    assert len(established) >= 10, "too few calls established before the fault"
+    assert not bad(calls), "a call was dropped or refused across the port failover"
+    streams = cap.around(fault.injected_at)
+    assert len(streams) >= 10, f"only {len(streams)} media streams ran across the fault"
+    gaps = sorted(s.largest_gap_s for s in streams)
+    log(f"bond failover media interruption: largest gap per stream min {gaps[0] * 1000:.0f} ms, "
+        f"median {gaps[len(gaps) // 2] * 1000:.0f} ms, max {gaps[-1] * 1000:.0f} ms "
+        f"({len(streams)} streams)")
+    assert gaps[-1] < 1.0, f"media interrupted {gaps[-1]:.3f} s by a port failover"
+    assert all(s.packets > 100 for s in streams)
+
+
+def test_both_ports_down_the_spare_takes_over_and_answers_calls(testbed, faults):
+    boots = unit_status(testbed, "tmedia-3")["boots"]
+    t0 = time.time()
+    faults.inject(PortDown(testbed, unit="tmedia-1", port="vp1"))
+    faults.inject(PortDown(testbed, unit="tmedia-1", port="vp2"))
+    wait_for(lambda: placement(testbed)["tmedia-1"] == "tmedia-3", 15, "tmedia-3 to serve tmedia-1")
+    # new calls to tmedia-1's address are answered again (by the spare's SIP application)
+    wait_for(lambda: unit_status(testbed, "tmedia-3").get("rtp_packets") is not None, 20,
+             "the SIP application on tmedia-3")
+    answered_at = time.time()
+    log(f"N+1 (both ports down): tmedia-1 served by tmedia-3 after {answered_at - t0:.2f} s")
+    calls = run_calls(testbed, "spare", rate=5, hold_s=1, calls=5)
+    assert not bad(calls)
+    st = status(testbed)["units"]
+    assert st["tmedia-1"]["status"]["bond"]["up"] is False and st["tmedia-1"]["status"]["serves"] is None
+    assert st["tmedia-3"]["status"]["calls_answered"] >= 5 and st["tmedia-3"]["status"]["boots"] == boots
+
+
+def test_unit_killed_its_address_moves_to_the_spare_and_it_returns_as_spare(testbed, faults):
+    holder = placement(testbed)["tmedia-2"]
+    spare = next(b for b in UNITS if b not in placement(testbed).values())
+    fault = HostPowerOff(testbed, host=holder)
+    faults.inject(fault)
+    wait_for(lambda: placement(testbed)["tmedia-2"] == spare, 20, f"{spare} to serve tmedia-2")
+
+    def answered():
+        calls = run_calls(testbed, f"n1-{int(time.time() * 10) % 100000}", unit="tmedia-2",
+                          rate=2, hold_s=0.5, calls=1, recv_timeout_s=2)
+        return not bad(calls)
+    wait_for(answered, 30, "a call through tmedia-2's address to be answered", interval=0.2)
+    log(f"N+1 (unit powered off): new calls to tmedia-2 answered "
+        f"{time.time() - fault.injected_at:.2f} s after the power-off")
+    fault.heal()        # the board comes back: it must become the spare
+    wait_for(lambda: (status(testbed)["units"][holder].get("state") == "up"), 30, f"{holder} back")
+    s = unit_status(testbed, holder)
+    assert s["spare"] is True and placement(testbed)["tmedia-2"] == spare
+
+
+def test_crashed_sip_application_reboots_the_unit_and_it_is_configured_again(testbed, faults):
+    board = placement(testbed)["tmedia-1"]
+    before = unit_status(testbed, board)
+    faults.inject(UnitAppFault(testbed, unit=board, sig="KILL"))
+    wait_for(lambda: (s := unit_status(testbed, board)).get("boots") == before["boots"] + 1 and s,
+             30, f"{board} to reboot")
+    wait_for(lambda: (s := unit_status(testbed, board)).get("config") is not None and s, 20,
+             f"{board} configured again")
+    s = unit_status(testbed, board)
+    assert "crashed" in s["last_reboot"]["reason"]
+    testbed.wait_healthy(30, quiet=True)
+    calls = run_calls(testbed, "aftercrash", rate=5, hold_s=1, calls=5)
+    assert not bad(calls)
+
+
+def test_deadlocked_sip_application_reboots_the_unit(testbed, faults):
+    board = placement(testbed)["tmedia-2"]
+    before = unit_status(testbed, board)
+    faults.inject(UnitAppFault(testbed, unit=board, sig="STOP"))
+    wait_for(lambda: unit_status(testbed, board).get("boots") == before["boots"] + 1, 30,
+             f"{board} to reboot")
+    assert "deadlocked" in unit_status(testbed, board)["last_reboot"]["reason"]
+
+
+def test_watchdog_reboots_a_unit_no_host_polls(testbed, faults):
+    board = placement(testbed)["tmedia-1"]
+    before = unit_status(testbed, board)
+    cut = NetworkCut(testbed, host=board, nets=("ctrl-a", "ctrl-b"))
+    faults.inject(cut)
+    # the unit's reboot clears the cut (new network namespace): it comes back polled
+    wait_for(lambda: unit_status(testbed, board).get("boots") == before["boots"] + 1, 30,
+             f"{board} to reboot")
+    s = unit_status(testbed, board)
+    assert s["last_reboot"]["reason"].startswith("watchdog"), s["last_reboot"]
+    assert s["last_reboot"]["at"] - cut.injected_at >= s["watchdog"]["timeout_s"] - 0.5
+
+
+def test_a_host_switchover_never_trips_the_watchdog(testbed, faults):
+    boots = {b: unit_status(testbed, b)["boots"] for b in UNITS}
+    master = testbed.master()
+    faults.inject(HostPowerOff(testbed, host=master))
+    wait_for(lambda: testbed.roles().get(next(h for h in ("host-a", "host-b") if h != master)) == "active",
+             20, "the switchover")
+    time.sleep(6)     # past the watchdog timeout (5 s): a trip would show as a reboot
+    after = {b: unit_status(testbed, b)["boots"] for b in UNITS}
+    assert after == boots
+
+
+def test_malformed_sip_is_answered_400_or_dropped_and_calls_go_on(testbed):
+    from harness.malformed_sip import send_all
+    target = testbed.ip("tmedia-1", "voip")
+    results = send_all(target)
+    for case, reply in results.items():
+        assert reply is None or reply.startswith("SIP/2.0 400"), (case, reply)
+    calls = run_calls(testbed, "aftermalformed", rate=5, hold_s=1, calls=5)
+    assert not bad(calls)
