@@ -156,17 +156,23 @@ class NetworkCut(Fault):
     host: str = ""
     nets: tuple[str, ...] | None = None
     peers: tuple[str, ...] = ()      # instead: cut only the traffic with these addresses
+    own: tuple[str, ...] = ()        # instead: cut only these addresses of the node's own
 
     @property
     def name(self):
         if self.peers:
             return f"cut {self.host} from {', '.join(self.peers)}"
+        if self.own:
+            return f"cut {', '.join(self.own)} of {self.host}"
         return f"cut {'+'.join(self.nets) if self.nets else 'all networks'} of {self.host}"
 
     def _ruleset(self) -> str:
         if self.peers:
             ips = ", ".join(self.peers)
             match_in, match_out = [f"ip saddr {{ {ips} }}"], [f"ip daddr {{ {ips} }}"]
+        elif self.own:
+            ips = ", ".join(self.own)
+            match_in, match_out = [f"ip daddr {{ {ips} }}"], [f"ip saddr {{ {ips} }}"]
         elif self.nets is None:
             match_in, match_out = ['iifname != "lo"'], ['oifname != "lo"']
         else:

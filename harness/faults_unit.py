@@ -8,13 +8,38 @@ import time
 from dataclasses import dataclass, field
 
 from .faults import Fault, wait_for
-from .testbed import TestbedError, log
+from .testbed import SERVICES, UNITS, TestbedError, log
 
 
 def unit_status(tb, board: str, host: str | None = None) -> dict:
     """The board's last poll reply, as the active host (or `host`) holds it."""
     st = tb.oam(host or tb.master(), "/api/v1/status")
     return (st["units"].get(board) or {}).get("status") or {}
+
+
+def placement(tb) -> dict:
+    """unit -> the board serving its VoIP interface, as the active host sees it."""
+    return tb.oam(tb.master(), "/api/v1/status")["services"]
+
+
+def restore_placement(tb) -> None:
+    """Put every unit back on its default board (tests that moved one to the spare call
+    this at the end, so later tests find tmedia-1 and tmedia-2 on their own boards): one
+    at a time, reboot the board that holds a unit whose default board is free, and the
+    N+1 rule puts it back there (it prefers the default board)."""
+    for _ in range(2 * len(SERVICES) + 1):
+        pl = placement(tb)
+        if pl == {u: u for u in SERVICES}:
+            return
+        free = [b for b in UNITS if b not in pl.values()]
+        unit = next((u for u, b in pl.items() if b != u and u in free), None)
+        if unit is None:     # every default board is busy: move one unit to the free board
+            unit = next(u for u, b in pl.items() if b != u)
+        log(f"restoring: {unit} is on {pl[unit]}; rebooting {pl[unit]}")
+        tb.container(pl[unit]).restart(timeout=5)
+        wait_for(lambda: placement(tb).get(unit) not in (None, pl[unit]), 30, f"{unit} to move")
+        tb.wait_healthy(60, quiet=True)
+    raise TestbedError(f"could not restore the placement of the units: {placement(tb)}")
 
 
 def bring_ports_up(container) -> None:

@@ -33,8 +33,9 @@ def image_tag() -> str:
     checkout on the same machine never changes what CI tests)."""
     return os.environ.get("TB_TAG", "latest")
 OCTET = {"host-a": 11, "host-b": 12, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
-         "sipp-uac": 31, "sipp-uas": 32}
-NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3, "voip-p1": 4, "voip-p2": 5}
+         "sipp-uac": 31, "sipp-uas": 32, "sipp-uas-2": 33}   # -2: the far end's second address
+NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3, "voip-p1": 4, "voip-p2": 5,
+             "vlan101": 101, "vlan102": 102}      # vlanN: the virtual ports (VXLAN, VNI N)
 
 
 def project_name() -> str:

@@ -149,8 +149,8 @@ class FakeBoard:
     def polled(self):
         self.polls += 1
 
-    def assume(self, unit, address, by):
-        self.assumed.append((unit, address, by))
+    def assume(self, unit, address, vlans, by):
+        self.assumed.append((unit, address, vlans, by))
 
     def fields(self):
         return {"board": "tmedia-3", "serves": None}
@@ -164,9 +164,12 @@ def test_assume_goes_to_the_board_only_from_the_lease_holder(clock, logs):
     assert ask(agent, poll())["board"] == "tmedia-3" and board.polls == 1   # watchdog kick
     r = ask(agent, msg)
     assert r["ok"] is True and r["seq"] == 2 and r["board"] == "tmedia-3"
-    assert board.assumed == [("tmedia-1", "10.0.3.21/24", "host-a")]
+    assert board.assumed == [("tmedia-1", "10.0.3.21/24", [], "host-a")]
+    r = ask(agent, dict(msg, vlans=[[101, "10.0.101.21/24"], [102, "10.0.102.21/24"]]))
+    assert r["ok"] is True
+    assert board.assumed[-1][2] == [(101, "10.0.101.21/24"), (102, "10.0.102.21/24")]
     assert ask(agent, dict(msg, unit=None, address=None))["ok"] is True   # become the spare
-    assert board.assumed[-1] == (None, None, "host-a")
+    assert board.assumed[-1] == (None, None, [], "host-a")
 
 
 @pytest.mark.parametrize("extra,needle", [
@@ -175,6 +178,11 @@ def test_assume_goes_to_the_board_only_from_the_lease_holder(clock, logs):
     ({"address": "10.0.3.21/40"}, "not an IPv4"),
     ({"unit": 5}, "'unit' must be a string"),
     ({"address": None}, "ip/prefix"),
+    ({"vlans": "101"}, "'vlans' must be a list"),
+    ({"vlans": [[0, "10.0.101.21/24"]]}, "bad virtual port"),
+    ({"vlans": [[101, "10.0.101.21"]]}, "not an IPv4"),
+    ({"vlans": [[101, "10.0.101.21/24"], [101, "10.0.102.21/24"]]}, "appears twice"),
+    ({"unit": None, "vlans": [[101, "10.0.101.21/24"]]}, "none for the spare"),
 ])
 def test_bad_assume_requests_are_refused_with_a_message(clock, logs, extra, needle):
     board = FakeBoard()

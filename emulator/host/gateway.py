@@ -173,10 +173,11 @@ class Gateway:
         if role != "active":
             return {"ok": False, "code": 409, "error": f"{self.s.host} is {role}: close calls "
                                                        f"on the active host"}
-        ips = self.s.units.get(rec["unit"])
+        board = self.board_of(rec["unit"])
+        ips = self.s.units.get(board) if board else None
         if ips is None:
             return {"ok": False, "code": 502,
-                    "error": f"call {call_id!r} is on unknown unit {rec['unit']!r}"}
+                    "error": f"call {call_id!r} is on unit {rec['unit']!r}, which no board serves"}
         reply = self.request_fn([(ip, UNIT_CONTROL_PORT) for ip in ips],
                                 {"op": "close", "controller": self.s.host, "call_id": call_id},
                                 UNIT_TIMEOUT)
@@ -193,9 +194,18 @@ class Gateway:
         return {"ok": True, "call_id": call_id, "unit": rec["unit"]}
 
     # ---- background work ------------------------------------------------------------
-    def unit_calls(self, unit: str) -> list[dict] | None:
-        """Every call the unit has (paged `calls`), or None when it does not answer."""
-        ips = self.s.units[unit]
+    def board_of(self, unit: str) -> str | None:
+        """The board serving a unit's interfaces now (N+1, from the sys_manager); the
+        board of the same name when nothing is known; None when no board serves it."""
+        services = state.read("sysmgr").get("services")
+        return services.get(unit) if services else unit
+
+    def served_units(self) -> list[str]:
+        return list(state.read("sysmgr").get("services") or self.s.units)
+
+    def unit_calls(self, board: str) -> list[dict] | None:
+        """Every call the board has (paged `calls`), or None when it does not answer."""
+        ips = self.s.units[board]
         calls, after = [], None
         while True:
             reply = self.request_fn([(ip, UNIT_CONTROL_PORT) for ip in ips],
@@ -210,8 +220,9 @@ class Gateway:
     def reconcile(self) -> int:
         """Learn calls the records miss and end records the units no longer have."""
         changes = 0
-        for unit in self.s.units:
-            calls = self.unit_calls(unit)
+        for unit in self.served_units():
+            board = self.board_of(unit)
+            calls = self.unit_calls(board) if board in self.s.units else None
             if calls is None:
                 continue   # an unreachable unit proves nothing about its calls
             for c in calls:

@@ -43,8 +43,8 @@ class Settings:
     poll_interval: float = 0.2
     lease: float = 1.5
     handover_holddown: float = 3.0
-    # N+1 (n_plus_one.py): unit -> its VoIP interface (ip/prefix); its default board is
-    # the board of the same name, every other board is a spare
+    # N+1 (n_plus_one.py): unit -> {"address": ip/prefix on the bond, "vlans": [[id,
+    # ip/prefix], ...]}; its default board is the board of the same name, the others spares
     services: dict = field(default_factory=dict)
     unit_dead: float = 3.0
     extra: dict = field(default_factory=dict)
@@ -58,11 +58,14 @@ class Settings:
             a, b = ips.split("/")
             units[name.strip()] = (a.strip(), b.strip())
         services = {}
-        # TB_SERVICES="tmedia-1=172.28.3.21/24,tmedia-2=172.28.3.22/24"
+        # TB_SERVICES="tmedia-1=172.28.3.21/24+101:172.28.101.21/24,tmedia-2=...": each
+        # unit's VoIP interface on the bond, then its virtual ports (VLAN id:address)
         for item in os.environ.get("TB_SERVICES", "").split(","):
             if item.strip():
-                name, address = item.split("=")
-                services[name.strip()] = address.strip()
+                name, spec = item.split("=")
+                address, *vlans = spec.strip().split("+")
+                services[name.strip()] = {
+                    "address": address, "vlans": [[int(v.split(":")[0]), v.split(":")[1]] for v in vlans]}
         return cls(
             host=_env("TB_HOST"),
             peer=_env("TB_PEER"),

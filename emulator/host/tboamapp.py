@@ -240,10 +240,31 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
         return app_view(host, app, store.app_run(host), host_apps(host))
 
     # ---- trunks and stacks ----------------------------------------------------------
+    def trunk_states(rows: list) -> list:
+        """Each trunk with its live state: no HA at trunk level, so a trunk is up only
+        while its own unit is up and has it enabled in its configuration."""
+        units = links.state("sysmgr").get("units", {})
+        active = links.state("role").get("role") == "active"
+        out = []
+        for row in rows:
+            info = units.get(row["unit"]) or {}
+            st = info.get("status") or {}
+            live = {t["name"]: t["enabled"] for t in st.get("trunks") or []}
+            if not active:
+                state = "unknown (this host does not control the units: ask the active host)"
+            elif info.get("state") in ("dead", "unknown"):
+                state = f"down (unit {row['unit']} {info['state']})"
+            elif row["name"] not in live:
+                state = "unknown (not configured on the unit)"
+            else:
+                state = "up" if live[row["name"]] else "disabled"
+            out.append(dict(row, state=state))
+        return out
+
     @api.get("/trunks")
     def trunks(config: str | None = config_query()) -> dict:
         config = config_or_active(config)
-        return {"config": config, "trunks": store.trunks(config)}
+        return {"config": config, "trunks": trunk_states(store.trunks(config))}
 
     @api.put("/trunks/{unit}/{name}")
     def set_trunk(body: EnabledIn, unit: str = name_path(), name: str = name_path(),

@@ -53,7 +53,8 @@ class Engine:
     # ---- pushing to the units -------------------------------------------------------
     def serves(self, board: str):
         """The unit a board serves (N+1), as the sys_manager last heard it; a board of the
-        same name when nothing is known yet. A spare (None) gets no stacks or trunks."""
+        same name when nothing is known yet. A spare (None) gets no SIP/SS7/ISDN stacks;
+        its own trunks it keeps (no HA at trunk level)."""
         info = (state.read("sysmgr").get("units") or {}).get(board) or {}
         return info["serves"] if "serves" in info else board
 
@@ -63,7 +64,8 @@ class Engine:
         return {"op": "configure", "controller": self.s.host, "version": self.version,
                 "config": snap["config"], "routes": len(snap["routes"]), "unit": served,
                 "stacks": snap["stacks"].get(served, []) if served else [],
-                "trunks": snap["trunks"].get(served, []) if served else []}
+                # trunks are the board's own lines: they never move to the spare
+                "trunks": snap["trunks"].get(unit, [])}
 
     def push(self, unit: str) -> str:
         """Configure one unit with the loaded version: "ok" or why not."""

@@ -153,8 +153,9 @@ class SysManager:
                 self.ordered[board] = unit
             self.seq += 1
             self.pending[self.seq] = (board, now)
+            svc = self.s.services.get(unit) or {}
             msg = {"op": "assume", "seq": self.seq, "controller": self.s.host, "unit": unit,
-                   "address": self.s.services.get(unit) if unit else None}
+                   "address": svc.get("address"), "vlans": svc.get("vlans", [])}
             for ip in self.s.units[board]:
                 self._sendto(self.units_sock, msg, (ip, UNIT_CONTROL_PORT))
 

@@ -3,10 +3,10 @@
 The board is what stays up while the unit's SIP application comes and goes: the
 control agent (lease, configuration, `assume`), the bonded VoIP ports (ports.py), the
 hardware-style watchdog and the on-board process monitor (monitor.py), and the SIP
-application process it starts (`python -m emulator.tmedia.unit`) for the unit it
-serves. N+1: a board serves one unit's VoIP interface (address on the bond, SIP stack
-and media on it) or none (the spare); the active host's sys_manager tells it which with
-`assume`. A reboot is the board exiting with status 75: Docker's restart policy
+application processes it starts (`python -m emulator.tmedia.unit`): one SIP stack (with
+its media relay) per IP interface of the unit it serves, the bond's address and each
+virtual port (ports.VirtualPorts). N+1: a board serves one unit's interfaces or none
+(the spare); the active host's sys_manager tells it which with `assume`. A reboot is the board exiting with status 75: Docker's restart policy
 (`on-failure`) starts the container anew, with nothing served and no configuration, as
 a real unit comes back from a reboot.
 
@@ -17,7 +17,8 @@ Environment:
   TMEDIA_SERVICE        "unit=ip/prefix": serve this from boot (local tests); unset: wait
                         for `assume`
   TMEDIA_CONTROL_IP/PORT  control agent (0.0.0.0:7000)
-  TMEDIA_APP_PORT       local link to the SIP application (7001)
+  TMEDIA_APP_PORT       local link to the first SIP application (7001; the next ones +1, +2)
+  TMEDIA_VXLAN_PEERS    underlay addresses the virtual ports' frames go to (comma-separated)
   TMEDIA_WATCHDOG_MS    reboot when no host polled for this long (5000)
   TMEDIA_FENCE_MS       give up the served interface when no host polled for this long
                         (2500): a unit cut off from both hosts must be silent on the VoIP
@@ -42,7 +43,7 @@ from .app_link import TICK_S, AppLink
 from .control import ControlAgent
 from .log import log as log_line
 from .monitor import AppWatch, Watchdog
-from .ports import Bond, unit_mac
+from .ports import Bond, VirtualPorts, unit_mac
 
 REBOOT_EXIT = 75
 LOOP_S = 0.01          # link check period: a port failover starts within 10 ms
@@ -59,18 +60,51 @@ def _ms(env, name, default) -> float:
     return value / 1000.0
 
 
+class App:
+    """One SIP application process: a SIP stack and its media relay on one interface."""
+
+    def __init__(self, stack: str, ip: str, port: int, deadlock: float):
+        self.stack, self.ip, self.port = stack, ip, port
+        self.link = AppLink(port)
+        self.watch = AppWatch(deadlock, startup=20.0)
+        self.proc: Optional[subprocess.Popen] = None
+
+    def info(self) -> dict:
+        p = self.proc
+        return {"stack": self.stack, "ip": self.ip, "pid": p.pid if p else None,
+                "running": p is not None and p.poll() is None,
+                "heartbeat": self.watch.last_hb is not None}
+
+
 class AppCounters:
-    """The control agent's counters: the SIP application's, from its last heartbeat."""
+    """The control agent's counters: the sums of the SIP applications' last heartbeats
+    (the media counters stay None until every application's relay has reported)."""
 
     def __init__(self, board: "Board"):
         self.board = board
 
     def snapshot(self) -> dict:
-        c = self.board.link.counters() if self.board.app is not None else {}
-        out = {k: c.get(k, 0) for k in ("calls_active", "calls_total", "calls_answered", "calls_failed")}
+        apps = list(self.board.apps)
+        cs = [a.link.counters() for a in apps]
+        out = {k: sum(c.get(k, 0) for c in cs)
+               for k in ("calls_active", "calls_total", "calls_answered", "calls_failed")}
         for k in ("rtp_packets", "rtp_packets_received", "rtp_sessions_active"):
-            out[k] = c.get(k)
+            vals = [c.get(k) for c in cs]
+            out[k] = None if not vals or None in vals else sum(vals)
         return out
+
+
+class Stacks:
+    """What the control agent asks of the SIP applications: every stack's calls."""
+
+    def __init__(self, board: "Board"):
+        self.board = board
+
+    def list_calls(self, timeout: float) -> list:
+        return [c for a in list(self.board.apps) for c in a.link.list_calls(timeout)]
+
+    def close_call(self, call_id: str, timeout: float) -> bool:
+        return any(a.link.close_call(call_id, timeout) for a in list(self.board.apps))
 
 
 class Board:
@@ -82,26 +116,29 @@ class Board:
         self.log = partial(log_line, self.name)
         self.watchdog = Watchdog(_ms(env, "TMEDIA_WATCHDOG_MS", 5000))
         self.fence_s = _ms(env, "TMEDIA_FENCE_MS", 2500)
-        self.appwatch = AppWatch(_ms(env, "TMEDIA_DEADLOCK_MS", 1500), startup=20.0)
+        self.deadlock_s = _ms(env, "TMEDIA_DEADLOCK_MS", 1500)
         self.app_port = int(env.get("TMEDIA_APP_PORT", "7001"))
-        self.link = AppLink(self.app_port)
         self.boot_dir = env.get("TMEDIA_BOOT_DIR", "/var/lib/tmedia")
         self.boot = self._record_boot()
         ips = [x.strip() for x in env.get("TMEDIA_PORT_IPS", "").split(",") if x.strip()]
         self.bond = Bond(unit_mac(self.name), log=self.log) if ips else None
+        peers = [x.strip() for x in env.get("TMEDIA_VXLAN_PEERS", "").split(",") if x.strip()]
+        self.vports = VirtualPorts(tuple(peers), log=self.log) if ips else None
         self.port_ips = tuple(ips)
         self.fixed = env.get("TMEDIA_SERVICE", "").strip()
         self._lock = threading.Lock()
-        self.serves: Optional[str] = None      # unit served now, and its address
+        self.serves: Optional[str] = None      # unit served now, its address and vlans
         self.address: Optional[str] = None
-        self.wanted: tuple = (None, None)       # what the last `assume` asked for
+        self.vlans: tuple = ()
+        self.wanted: tuple = (None, None, ())   # what the last `assume` asked for
         self.assigned_by: Optional[str] = None
         self.assumed_at: Optional[float] = None
-        self.app: Optional[subprocess.Popen] = None
+        self.apps: list[App] = []
         self.fenced = False
         self.agent = ControlAgent(self.name, AppCounters(self), log=self.log,
                                   port=int(env.get("TMEDIA_CONTROL_PORT", "7000")),
                                   host=env.get("TMEDIA_CONTROL_IP", "0.0.0.0"), board=self)
+        self.agent.attach(Stacks(self))
         self.stop = threading.Event()
 
     # --- boot record (survives reboots: the container's own filesystem) --------------
@@ -133,10 +170,10 @@ class Board:
         self.log(f"REBOOT: {reason}")
         self.boot["reboots"] = (self.boot.get("reboots", []) + [{"at": time.time(), "reason": reason}])[-20:]
         self._write_boot(self.boot)
-        if self.app is not None:
+        for app in self.apps:
             try:
-                self.app.kill()
-            except OSError:
+                app.proc.kill()
+            except (OSError, AttributeError):
                 pass
         os._exit(REBOOT_EXIT)
 
@@ -144,58 +181,72 @@ class Board:
     def polled(self) -> None:
         self.watchdog.kick()
 
-    def assume(self, unit: Optional[str], address: Optional[str], by: str) -> None:
+    def assume(self, unit: Optional[str], address: Optional[str], vlans, by: str) -> None:
+        wanted = (unit, address, tuple(tuple(v) for v in vlans or ()))
         with self._lock:
-            if (unit, address) != self.wanted:
-                self.log(f"assume {unit or 'nothing (spare)'}{' at ' + address if address else ''} "
+            if wanted != self.wanted:
+                self.log(f"assume {unit or 'nothing (spare)'}{' at ' + address if address else ''}"
+                         f"{' vlans ' + str([list(v) for v in wanted[2]]) if wanted[2] else ''} "
                          f"(asked by {by})")
-            self.wanted, self.assigned_by = (unit, address), by
+            self.wanted, self.assigned_by = wanted, by
 
     def fields(self) -> dict:
         last = (self.boot.get("reboots") or [None])[-1]
-        app = self.app
+        apps = [a.info() for a in list(self.apps)]
         return {"board": self.name, "serves": self.serves, "address": self.address,
+                "vports": self.vports.status() if self.vports else [],
+                "sip_stacks": apps,
                 "spare": self.serves is None, "fenced": self.fenced,
                 "assumed_at": self.assumed_at,
                 "bond": self.bond.status() if self.bond else None,
                 "boots": self.boot["boots"], "last_reboot": last,
                 "watchdog": self.watchdog.status(),
-                "app": None if app is None else {"pid": app.pid, "running": app.poll() is None,
-                                                 "heartbeat": self.appwatch.last_hb is not None}}
+                "app": apps[0] if apps else None}
 
-    # --- the SIP application ----------------------------------------------------------
-    def _start_app(self, unit: str, address: str) -> None:
-        env = dict(self.env, TMEDIA_NAME=unit, TMEDIA_BOARD=self.name,
-                   TMEDIA_SIP_IP=address.split("/")[0], TMEDIA_APP_PORT=str(self.app_port))
-        self.app = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.unit"], env=env)
-        self.appwatch.started()
-        self.log(f"SIP application for {unit} started (pid {self.app.pid}) on {address}")
+    # --- the SIP applications ---------------------------------------------------------
+    def _start_apps(self, unit: str, address: str, vlans: tuple) -> None:
+        interfaces = [("sip-0", address)] + [(f"sip-vlan{vid}", a) for vid, a in vlans]
+        apps = []
+        for i, (stack, ip) in enumerate(interfaces):
+            app = App(stack, ip.split("/")[0], self.app_port + i, self.deadlock_s)
+            env = dict(self.env, TMEDIA_NAME=unit, TMEDIA_BOARD=self.name, TMEDIA_STACK=stack,
+                       TMEDIA_SIP_IP=app.ip, TMEDIA_APP_PORT=str(app.port))
+            if i > 0 and env.get("TMEDIA_STATE_DIR"):
+                env["TMEDIA_STATE_DIR"] = f"{env['TMEDIA_STATE_DIR']}-{stack}"
+            elif i > 0 or not env.get("TMEDIA_STATE_DIR"):
+                env["TMEDIA_STATE_DIR"] = f"/tmp/tmedia-{unit}-{stack}"
+            app.proc = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.unit"], env=env)
+            app.watch.started()
+            apps.append(app)
+            self.log(f"SIP stack {stack} of {unit} started (pid {app.proc.pid}) on {app.ip}")
+        self.apps = apps
 
-    def _stop_app(self) -> None:
-        app, self.app = self.app, None
-        self.appwatch.stopped()
-        if app is None:
+    def _stop_apps(self) -> None:
+        apps, self.apps = self.apps, []
+        for app in apps:
+            app.proc.terminate()           # hangs up its calls (BYE) and exits
+        for app in apps:
+            try:
+                app.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                app.proc.kill()
+                app.proc.wait()
+            app.link.close()
+            self.log(f"SIP stack {app.stack} stopped (exit status {app.proc.returncode})")
+
+    def _serve(self, unit: Optional[str], address: Optional[str], vlans: tuple) -> None:
+        """Carry out an assignment: stop the applications, move the addresses, start them."""
+        if (unit, address, vlans) == (self.serves, self.address, self.vlans):
             return
-        app.terminate()            # hangs up its calls (BYE) and exits
-        try:
-            app.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
-        self.log(f"SIP application stopped (exit status {app.returncode})")
-
-    def _serve(self, unit: Optional[str], address: Optional[str]) -> None:
-        """Carry out an assignment: stop the application, move the address, start it."""
-        if (unit, address) == (self.serves, self.address):
-            return
-        self._stop_app()
+        self._stop_apps()
         self.agent.config = None     # accept calls until the engine configures the new unit
         if self.bond is not None:
             self.bond.set_addresses([address] if address else [])
-        self.serves, self.address = unit, address
+            self.vports.set(list(vlans), address.split("/")[0] if address else None)
+        self.serves, self.address, self.vlans = unit, address, vlans
         self.assumed_at = time.time() if unit else None
         if unit:
-            self._start_app(unit, address)
+            self._start_apps(unit, address, vlans)
 
     # --- main loop --------------------------------------------------------------------
     def run(self) -> int:
@@ -203,7 +254,7 @@ class Board:
             self.bond.build(self.port_ips)
         if self.fixed:
             unit, address = self.fixed.split("=", 1)
-            self.wanted = (unit, address if "/" in address else address + "/32")
+            self.wanted = (unit, address if "/" in address else address + "/32", ())
         try:
             self.agent.start()
         except OSError as exc:
@@ -217,28 +268,36 @@ class Board:
         next_tick = 0.0
         while not self.stop.is_set():
             now = time.monotonic()
-            if self.bond is not None and self.bond.check() == "down" and self.serves:
-                self.log("both VoIP ports down: unit down, giving up its interface")
-                self.wanted = (None, None)
+            change = self.bond.check() if self.bond is not None else None
+            if change == "down" and self.serves:
+                self.log("both VoIP ports down: unit down, giving up its interfaces")
+                with self._lock:
+                    self.wanted = (None, None, ())
+            elif change is not None and self.vports is not None:
+                self.vports.announce()      # the virtual ports moved with the bond
             self._fence()
             with self._lock:
                 wanted = self.wanted
             if self.bond is not None and not self.bond.logic.up:
-                wanted = (None, None)
+                wanted = (None, None, ())
             self._serve(*wanted)
-            if self.app is not None and now >= next_tick:
+            tick = now >= next_tick
+            if tick:
                 next_tick = now + TICK_S
-                self.link.tick(self.agent.current_lease(), self.agent.admission())
-            if self.link.drain() and self.app is not None:
-                self.appwatch.heartbeat()
-            verdict = self.appwatch.verdict(self.app.poll() if self.app is not None else None)
-            if verdict:
-                self.reboot(verdict)
+                lease, admission = self.agent.current_lease(), self.agent.admission()
+            for app in self.apps:
+                if tick:
+                    app.link.tick(lease, admission)
+                if app.link.drain():
+                    app.watch.heartbeat()
+                verdict = app.watch.verdict(app.proc.poll())
+                if verdict:
+                    self.reboot(f"{verdict} [{app.stack}]")
             if self.watchdog.expired():
                 self.reboot(f"watchdog: no host polled for {self.watchdog.timeout:g} s")
             time.sleep(LOOP_S)
         self.log("stopping")
-        self._stop_app()
+        self._stop_apps()
         self.agent.stop()
         return 0
 
@@ -252,7 +311,7 @@ class Board:
         if fenced and not self.fenced and self.serves:
             self.log(f"no poll for {since:.1f} s: giving up {self.serves}'s interface")
             with self._lock:
-                self.wanted = (None, None)
+                self.wanted = (None, None, ())
         self.fenced = fenced
 
 

@@ -53,6 +53,16 @@ def _check_poll(msg: dict):
     return controller, msg.get("epoch"), lease_ms, out
 
 
+def _check_prefix(value, what: str) -> None:
+    try:
+        ip, prefix = value.split("/")
+        socket.inet_aton(ip)
+        if ip.count(".") != 3 or not 8 <= int(prefix) <= 32:
+            raise ValueError
+    except (OSError, ValueError, AttributeError):
+        raise BadRequest(f"{what} {value!r} is not an IPv4 ip/prefix") from None
+
+
 def _name(value, what: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= NAME_MAX:
         raise BadRequest(f"{what} must be a string of 1..{NAME_MAX} characters")
@@ -252,14 +262,18 @@ class ControlAgent:
             _name(unit, "'unit'")
             if not isinstance(address, str) or "/" not in address:
                 raise BadRequest("assume needs 'address', the interface as ip/prefix")
-            try:
-                ip, prefix = address.split("/")
-                socket.inet_aton(ip)
-                if ip.count(".") != 3 or not 8 <= int(prefix) <= 32:
-                    raise ValueError
-            except (OSError, ValueError):
-                raise BadRequest(f"'address' {address!r} is not an IPv4 ip/prefix") from None
-        self.board.assume(unit, address, msg["controller"])
+            _check_prefix(address, "'address'")
+        vlans = msg.get("vlans") or []
+        if not isinstance(vlans, list) or unit is None and vlans:
+            raise BadRequest("'vlans' must be a list of [vlan id, ip/prefix] (none for the spare)")
+        for v in vlans:
+            if (not isinstance(v, list) or len(v) != 2 or isinstance(v[0], bool)
+                    or not isinstance(v[0], int) or not 1 <= v[0] <= 4094):
+                raise BadRequest(f"bad virtual port {v!r}: want [vlan id 1..4094, ip/prefix]")
+            _check_prefix(v[1], "a virtual port's address")
+        if len({v[0] for v in vlans}) != len(vlans):
+            raise BadRequest("a VLAN id appears twice in 'vlans'")
+        self.board.assume(unit, address, [tuple(v) for v in vlans], msg["controller"])
         return dict(ok=True, **self._unit_fields())
 
     def _calls(self, msg: dict) -> dict:

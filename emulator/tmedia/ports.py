@@ -179,3 +179,60 @@ class Bond:
 
     def status(self) -> dict:
         return dict(self.logic.status(), addresses=list(self.addresses), mac=self.mac)
+
+
+class VirtualPorts:
+    """Virtual ports (the seed's VLANs) on the bond: one VXLAN interface per VLAN id
+    (VNI = VLAN id, `vx<id>`), with its own MAC and address, on a segment of its own.
+    Our kernels have no 802.1Q; VXLAN isolates as truly (a frame of one VNI never
+    reaches another) and runs over the bond, so a port failover or a move to the spare
+    carries the virtual ports along. The underlay source is the served unit's address
+    on the bond; frames go to every peer in `peers` (head-end replication: static
+    all-zero FDB entries), and the peers learn where to answer from what they receive."""
+
+    def __init__(self, peers: tuple, log: Callable[[str], None] = print):
+        self.peers, self.log = tuple(peers), log
+        self.current: list = []          # [(vlan id, "ip/prefix"), ...]
+
+    def set(self, vlans: list, local_ip: Optional[str]) -> None:
+        vlans = [(int(v), a) for v, a in vlans] if local_ip else []
+        if vlans == self.current:
+            return
+        for vid, _ in self.current:
+            run("ip", "link", "del", f"vx{vid}")
+        for vid, address in vlans:
+            dev = f"vx{vid}"
+            run("ip", "link", "add", dev, "type", "vxlan", "id", str(vid), "local", local_ip,
+                "dev", BOND, "dstport", "4789")
+            for peer in self.peers:
+                run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", dev, "dst", peer)
+            run("ip", "addr", "add", address, "dev", dev)
+            run("ip", "link", "set", dev, "up")
+        self.current = vlans
+        self.announce()
+
+    def announce(self) -> None:
+        for vid, address in self.current:
+            dev = f"vx{vid}"
+            try:
+                with open(f"/sys/class/net/{dev}/address") as f:
+                    mac = f.read().strip()
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                try:
+                    s.bind((dev, 0))
+                    s.send(garp_frame(mac, address.split("/")[0]))
+                finally:
+                    s.close()
+            except OSError as exc:
+                self.log(f"vport {dev}: gratuitous ARP failed: {exc}")
+
+    def status(self) -> list:
+        out = []
+        for vid, a in self.current:
+            try:
+                with open(f"/sys/class/net/vx{vid}/address") as f:
+                    mac = f.read().strip()
+            except OSError:
+                mac = None
+            out.append({"vlan": vid, "interface": f"vx{vid}", "address": a, "mac": mac})
+        return out

@@ -10,6 +10,7 @@ in progress and stop cleanly (exit 0).
 Environment:
   TMEDIA_NAME          the served unit's name, e.g. tmedia-1 (required)
   TMEDIA_BOARD         the board it runs on (for the log; TMEDIA_NAME when unset)
+  TMEDIA_STACK         which of the unit's SIP stacks this is (for the log; sip-0)
   TMEDIA_SIP_IP        the unit's VoIP address; SIP and RTP bind to it (required, concrete:
                        sippy writes it into Via, Contact and SDP)
   TMEDIA_SIP_PORT      SIP UDP port (5060)
@@ -140,7 +141,9 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
         print(f"tmedia: bad configuration: TMEDIA_STATE_DIR={cfg.state_dir!r}: {exc}", file=sys.stderr)
         return 2
 
-    who = cfg.name if cfg.board == cfg.name else f"{cfg.name}@{cfg.board}"
+    stack = env.get("TMEDIA_STACK", "sip-0")
+    who = cfg.name + ("" if stack == "sip-0" else f"/{stack}") + \
+        ("" if cfg.board == cfg.name else f"@{cfg.board}")
     log = partial(log_line, who)
     counters = Counters()
     try:

@@ -8,18 +8,14 @@ import time
 import pytest
 
 from harness.faults import HostPowerOff, NetworkCut, wait_for
-from harness.faults_unit import PortDown, UnitAppFault, unit_status
+from harness.faults_unit import PortDown, UnitAppFault, placement, restore_placement, unit_status
 from harness.media import MediaCapture
 from harness.sipp import DockerExecutor, SippLoad, SippUas
-from harness.testbed import SERVICES, UNITS, log
+from harness.testbed import UNITS, log
 
 
 def status(tb):
     return tb.oam(tb.master(), "/api/v1/status")
-
-
-def placement(tb) -> dict:
-    return status(tb)["services"]
 
 
 def sipp_pair(tb, name, unit="tmedia-1", **load):
@@ -46,24 +42,6 @@ def run_calls(tb, name, unit="tmedia-1", during=None, **load):
 def bad(calls):
     return [(c.call_id, c.outcome, c.final_code, c.far_bye) for c in calls
             if c.outcome != "completed" or not c.far_bye]
-
-
-def restore_placement(tb) -> None:
-    """Put every unit back on its default board, one at a time: reboot the board that
-    holds a unit whose default board is free (the N+1 rule then prefers the default)."""
-    for _ in range(2 * len(SERVICES) + 1):
-        pl = placement(tb)
-        if pl == {u: u for u in SERVICES}:
-            return
-        free = [b for b in UNITS if b not in pl.values()]
-        unit = next((u for u, b in pl.items() if b != u and u in free), None)
-        if unit is None:     # every default board is busy: move one unit to the free board
-            unit = next(u for u, b in pl.items() if b != u)
-        log(f"restoring: {unit} is on {pl[unit]}; rebooting {pl[unit]}")
-        tb.container(pl[unit]).restart(timeout=5)
-        wait_for(lambda: placement(tb).get(unit) not in (None, pl[unit]), 30, f"{unit} to move")
-        tb.wait_healthy(60, quiet=True)
-    raise AssertionError(f"could not restore the placement: {placement(tb)}")
 
 
 @pytest.fixture(scope="module", autouse=True)
