@@ -50,9 +50,10 @@ unit: $(VPY) ## fast unit tests only (no Docker)
 test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenarios
 	$(VPY) -m pytest tests scenarios $(PYTEST_ARGS)
 
-bench: $(VPY) ## benchmarks: switchover time over several runs, bring-up time
+bench: $(VPY) ## benchmarks: switchover, bring-up, unit failover times over several runs
 	$(VPY) bench/bringup.py $(BENCH_ARGS)
 	$(VPY) bench/switchover.py $(BENCH_ARGS)
+	$(VPY) bench/units.py $(BENCH_ARGS)
 
 clean: testbed-down
 	rm -rf $(VENV) images/.wheelhouse runs

@@ -157,6 +157,7 @@ class NetworkCut(Fault):
     nets: tuple[str, ...] | None = None
     peers: tuple[str, ...] = ()      # instead: cut only the traffic with these addresses
     own: tuple[str, ...] = ()        # instead: cut only these addresses of the node's own
+    ifaces: tuple[str, ...] = ()     # instead: cut only these interfaces (a virtual port)
 
     @property
     def name(self):
@@ -164,6 +165,8 @@ class NetworkCut(Fault):
             return f"cut {self.host} from {', '.join(self.peers)}"
         if self.own:
             return f"cut {', '.join(self.own)} of {self.host}"
+        if self.ifaces:
+            return f"cut {', '.join(self.ifaces)} of {self.host}"
         return f"cut {'+'.join(self.nets) if self.nets else 'all networks'} of {self.host}"
 
     def _ruleset(self) -> str:
@@ -173,6 +176,9 @@ class NetworkCut(Fault):
         elif self.own:
             ips = ", ".join(self.own)
             match_in, match_out = [f"ip daddr {{ {ips} }}"], [f"ip saddr {{ {ips} }}"]
+        elif self.ifaces:
+            names = ", ".join(f'"{i}"' for i in self.ifaces)
+            match_in, match_out = [f"iifname {{ {names} }}"], [f"oifname {{ {names} }}"]
         elif self.nets is None:
             match_in, match_out = ['iifname != "lo"'], ['oifname != "lo"']
         else:

@@ -34,10 +34,12 @@ class Stream:
 
 
 class MediaCapture:
-    """RTP from `src_ip` (not SIP) arriving at `node`, written under the testbed's sipp dir."""
+    """RTP from the addresses `src` (not SIP) arriving at `node`, written under the testbed's
+    sipp dir. A unit relays media from its voice paths' addresses: give them all."""
 
-    def __init__(self, tb: Testbed, node: str, src_ip: str, name: str):
-        self.tb, self.node, self.src_ip, self.name = tb, node, src_ip, name
+    def __init__(self, tb: Testbed, node: str, src, name: str):
+        self.tb, self.node, self.name = tb, node, name
+        self.src = (src,) if isinstance(src, str) else tuple(src)
         self.file = f"{name}.pcap"
         self.path = Path(tb.dir) / "sipp" / self.file
 
@@ -50,9 +52,11 @@ class MediaCapture:
 
     def start(self) -> None:
         self.path.unlink(missing_ok=True)
-        flt = f"udp and src host {self.src_ip} and not port 5060"
+        hosts = " or ".join(f"src host {ip}" for ip in self.src)
+        # not SIP, not the VXLAN underlay, not the units' voice path probes (discard port)
+        flt = f"udp and ({hosts}) and not port 5060 and not port 4789 and not port 9"
         self.tb.container(self.node).exec_run(
-            ["tcpdump", "-U", "-n", "-i", "eth0", "-w", f"/work/{self.file}", flt], detach=True)
+            ["tcpdump", "-U", "-n", "-i", "any", "-w", f"/work/{self.file}", flt], detach=True)
         # tcpdump writes the file header once it listens
         wait_for(lambda: self.path.exists() and self.path.stat().st_size >= 24, 10,
                  f"tcpdump to listen on {self.node}")

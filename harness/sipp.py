@@ -42,6 +42,14 @@ from pathlib import Path, PurePosixPath
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "sipp"
 UAC_XML = SCENARIO_DIR / "uac.xml"
 UAS_XML = SCENARIO_DIR / "uas.xml"
+UAC_FAILOVER_XML = SCENARIO_DIR / "uac_failover.xml"
+
+
+def failover_args(alt_ip: str, alt_port: int = 5060) -> tuple[str, ...]:
+    """SippLoad extra_args for uac_failover.xml: the second address, and -nr. SIPp 3.6.1
+    does not leave a message whose retransmission is pending, so the jump to the second
+    address after the first's timeout never happens with retransmissions on."""
+    return ("-nr", "-key", "alt", alt_ip, "-key", "alt_port", str(alt_port))
 
 OUTCOMES = ("completed", "failed", "unanswered", "dropped")
 
@@ -109,6 +117,7 @@ class CallRecord:
     outcome: str = "unanswered"
     far_bye: bool | None = None
     far_legs: int | None = None       # far-end legs joined to this call
+    retries: int = 0                  # INVITEs re-sent to another address (uac_failover.xml)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -261,6 +270,12 @@ def build_calls(lines: list[TraceLine], side: str,
             if ln.first_line.startswith("INVITE ") and ln.call_id not in invite_cseq:
                 invite_cseq[ln.call_id] = ln.cseq
                 r.invite_t = ln.t
+            elif ln.first_line.startswith("INVITE ") and r.final_code is None \
+                    and ln.cseq > invite_cseq[ln.call_id]:
+                # the same call offered again, elsewhere (uac_failover.xml): its answer
+                # is the call's; the setup time still runs from the first INVITE
+                invite_cseq[ln.call_id] = ln.cseq
+                r.retries += 1
             elif ln.first_line.startswith("BYE "):
                 if ln.direction == caller and ln.call_id not in bye_cseq:
                     bye_cseq[ln.call_id] = ln.cseq

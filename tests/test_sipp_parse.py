@@ -153,3 +153,25 @@ def test_live_uac_uas_local(tmp_path):
     assert [(c.outcome, c.ended, c.far_bye) for c in calls] == [("completed", True, True)] * 5
     assert {leg.outcome for leg in legs} == {"completed"}
     assert {leg.orig for leg in legs} == {c.call_id for c in calls}
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) not on PATH")
+def test_live_failover_to_the_second_address_when_the_first_is_silent(tmp_path):
+    from harness.sipp import UAC_FAILOVER_XML, failover_args
+    b = _free_udp_base(12)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # takes INVITEs, never answers
+    silent.bind(("127.0.0.1", b + 11))
+    ex = LocalExecutor(tmp_path)
+    try:
+        with SippUas(ex, "127.0.0.1", port=b, media_port=b + 2, control_port=b + 9) as uas:
+            with SippLoad(ex, f"127.0.0.1:{b + 11}", "127.0.0.1", port=b + 1, media_port=b + 6,
+                          control_port=b + 10, rate=5, hold_s=0.5, calls=3, recv_timeout_s=4.0,
+                          scenario=UAC_FAILOVER_XML,
+                          extra_args=failover_args("127.0.0.1", b)) as load:
+                assert load.wait(), "SIPp did not finish its calls by the deadline"
+            uas.stop()
+    finally:
+        silent.close()
+    calls = load.calls(far_end=uas)
+    assert [(c.outcome, c.retries, c.far_bye) for c in calls] == [("completed", 1, True)] * 3
+    assert all(c.answer_t - c.invite_t >= 1.0 for c in calls)   # waited 1 s for the first

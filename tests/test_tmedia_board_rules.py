@@ -113,3 +113,26 @@ def test_bad_content_length_is_marked_for_a_400():
         lines = out.split("\r\n\r\n")[0].split("\r\n")
         assert any(line.startswith(MARK) for line in lines)
         assert not any(line.lower().startswith(("content-length", "l:")) for line in lines)
+
+
+def test_a_voice_path_is_up_while_every_target_answers():
+    from emulator.tmedia.voice_paths import DOWN_AFTER_S, PathState
+    c = Clock()
+    p = PathState("101", ["10.0.101.31", "10.0.101.32"], c)
+    assert p.up()                           # at start: given DOWN_AFTER_S to be heard
+    c.t += DOWN_AFTER_S + 0.1
+    assert not p.up()                       # nobody answered
+    p.answered("10.0.101.31")
+    p.answered("10.0.101.32")
+    assert p.up()
+    c.t += DOWN_AFTER_S - 0.1
+    p.answered("10.0.101.31")               # one peer goes silent: the path is down
+    c.t += 0.2
+    assert not p.up()
+    p.answered("10.0.101.32")
+    assert p.up()
+
+
+def test_a_peer_s_address_on_a_virtual_port():
+    from emulator.tmedia.ports import peer_on
+    assert peer_on("172.21.101.21/24", "172.21.3.32") == "172.21.101.32"

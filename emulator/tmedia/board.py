@@ -18,7 +18,9 @@ Environment:
                         for `assume`
   TMEDIA_CONTROL_IP/PORT  control agent (0.0.0.0:7000)
   TMEDIA_APP_PORT       local link to the first SIP application (7001; the next ones +1, +2)
-  TMEDIA_VXLAN_PEERS    underlay addresses the virtual ports' frames go to (comma-separated)
+  TMEDIA_VXLAN_PEERS    the hosts at the other end of the virtual ports (comma-separated):
+                        their frames go to these addresses (VXLAN underlay), and they are
+                        the media peers the voice paths reach over each virtual port
   TMEDIA_WATCHDOG_MS    reboot when no host polled for this long (5000)
   TMEDIA_FENCE_MS       give up the served interface when no host polled for this long
                         (2500): a unit cut off from both hosts must be silent on the VoIP
@@ -43,7 +45,7 @@ from .app_link import TICK_S, AppLink
 from .control import ControlAgent
 from .log import log as log_line
 from .monitor import AppWatch, Watchdog
-from .ports import Bond, VirtualPorts, unit_mac
+from .ports import Bond, VirtualPorts, peer_on, unit_mac
 
 REBOOT_EXIT = 75
 LOOP_S = 0.01          # link check period: a port failover starts within 10 ms
@@ -91,6 +93,12 @@ class AppCounters:
         for k in ("rtp_packets", "rtp_packets_received", "rtp_sessions_active"):
             vals = [c.get(k) for c in cs]
             out[k] = None if not vals or None in vals else sum(vals)
+        out["calls_by_voice_path"] = {}
+        out["voice_paths"] = {}
+        for c in cs:
+            for path, n in (c.get("calls_by_voice_path") or {}).items():
+                out["calls_by_voice_path"][path] = out["calls_by_voice_path"].get(path, 0) + n
+            out["voice_paths"].update(c.get("voice_paths") or {})
         return out
 
 
@@ -122,8 +130,8 @@ class Board:
         self.boot = self._record_boot()
         ips = [x.strip() for x in env.get("TMEDIA_PORT_IPS", "").split(",") if x.strip()]
         self.bond = Bond(unit_mac(self.name), log=self.log) if ips else None
-        peers = [x.strip() for x in env.get("TMEDIA_VXLAN_PEERS", "").split(",") if x.strip()]
-        self.vports = VirtualPorts(tuple(peers), log=self.log) if ips else None
+        self.peers = tuple(x.strip() for x in env.get("TMEDIA_VXLAN_PEERS", "").split(",") if x.strip())
+        self.vports = VirtualPorts(self.peers, log=self.log) if ips else None
         self.port_ips = tuple(ips)
         self.fixed = env.get("TMEDIA_SERVICE", "").strip()
         self._lock = threading.Lock()
@@ -211,6 +219,11 @@ class Board:
             app = App(stack, ip.split("/")[0], self.app_port + i, self.deadlock_s)
             env = dict(self.env, TMEDIA_NAME=unit, TMEDIA_BOARD=self.name, TMEDIA_STACK=stack,
                        TMEDIA_SIP_IP=app.ip, TMEDIA_APP_PORT=str(app.port))
+            if i == 0 and vlans and self.peers:
+                # the bond's SIP stack relays media over the virtual ports: its voice paths
+                env["TMEDIA_MEDIA_PATHS"] = ",".join(f"{vid}={a.split('/')[0]}" for vid, a in vlans)
+                env["TMEDIA_PATH_PROBES"] = ",".join(
+                    f"{vid}=" + "+".join(peer_on(a, p) for p in self.peers) for vid, a in vlans)
             if i > 0 and env.get("TMEDIA_STATE_DIR"):
                 env["TMEDIA_STATE_DIR"] = f"{env['TMEDIA_STATE_DIR']}-{stack}"
             elif i > 0 or not env.get("TMEDIA_STATE_DIR"):

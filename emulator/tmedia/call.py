@@ -19,7 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Optional
 
 from sippy.Core.EventDispatcher import ED2
-from sippy.b2bua import CallController
+import random
+
+from sippy.b2bua import CallController, Rtp_proxy_session_default
+from sippy.Rtp_proxy.Cmd.sequencer import Rtp_proxy_cmd_sequencer
 from sippy.B2B.States import CCStateIdle, CCStateWaitRoute, CCStateARComplete, CCStateDead
 from sippy.CCEvents import CCEventTry, CCEventFail, CCEventConnect, CCEventDisconnect
 from sippy.SipAddress import SipAddress
@@ -80,7 +83,23 @@ class GatewayRouteLookup:
                                  lambda result: ED2.callFromThread(res_cb, result))
 
 
+class TbRtpSession(Rtp_proxy_session_default):
+    """sippy's media session, with the relay picked among those whose voice path is up
+    (sippy picks at random among the online ones: the load sharing when both are up)."""
+
+    def __init__(self, global_config, *args, **kwargs):
+        super().__init__(global_config, *args, **kwargs)
+        usable = [c for c in global_config['_rtp_proxy_clients']
+                  if c.online and getattr(c, 'path_up', True)]
+        if usable and self.rtp_proxy_client not in usable:
+            c = random.choice(usable)
+            self.rtp_proxy_client, self.notify_socket = c, c.notify_socket
+            self.rtpp_seq = Rtp_proxy_cmd_sequencer(c)
+
+
 class TbCallController(CallController):
+    rtpps_cls = TbRtpSession
+
     def __init__(self, stack: "SipStack", *args):
         super().__init__(*args)
         # sippy's default Contact is `Anonymous <sip:ip:port>`; SIPp's [next_url] copies
@@ -92,6 +111,7 @@ class TbCallController(CallController):
         self.hostport = None
         self.answered = False
         self.finished = False
+        self.path = None          # the voice path of its media (when the unit has paths)
         stack.counters.call_started()
 
     @property
@@ -150,10 +170,13 @@ class TbCallController(CallController):
     def aConn(self, ua, rtime, origin):
         super().aConn(ua, rtime, origin)
         self.answered = True
-        self.stack.counters.call_answered()
+        rtpps = self.rtp_proxy_session
+        self.path = getattr(rtpps.rtp_proxy_client, 'path', None) if rtpps is not None else None
+        self.stack.counters.call_answered(self.path)
         rr = self.route_result
         self.stack.log(f"call {self.call_id} answered cli={self.cli} cld={self.cld} "
-                       f"gateway={rr.gateway if rr else None} route={self.hostport}")
+                       f"gateway={rr.gateway if rr else None} route={self.hostport}"
+                       + (f" voice path {self.path}" if self.path is not None else ""))
         if rr is not None and rr.ok:
             self.stack.gateways.call_event("answered", self.call_id, rr.gateway, rr.gateway_addr)
 

@@ -1,13 +1,13 @@
 """The unit's control agent: UDP JSON server (port 7000) answering `poll`, `release`,
-`status`, `configure`, `calls` and `close`.
+`status`, `assume`, `configure`, `calls` and `close`.
 
 It exists so a host's toolpack_sys_manager can lease the unit (its polling is the lease
-and, later, the watchdog keep-alive) and read its counters, the active host's engine can
-push the configuration (stacks, trunks, routes version) and its gateway can list and close
-calls. It runs on a thread of its own, apart from sippy's reactor, so control answers keep
-flowing whatever SIP is doing; what must touch calls runs on the reactor (the SIP stack's
-`on_reactor`) with a short deadline, never while holding the lease lock (the reactor takes
-that lock to read the lease). Wire format: ARCHITECTURE.md, "Unit control". Anything
+and the watchdog keep-alive), read its counters and tell it which unit to serve (N+1),
+the active host's engine can push the configuration (stacks, trunks, routes version)
+and its gateway can list and close calls. It runs in the board (board.py) on a thread
+of its own, so control answers keep flowing whatever the SIP applications are doing;
+`calls` and `close` go to them over the board link with a short deadline, never while
+holding the lease lock. Wire format: ARCHITECTURE.md, "Unit control". Anything
 malformed gets `{"ok": false, "error": ...}` (with `seq` when there is one) and never
 stops the agent.
 """

@@ -181,6 +181,12 @@ class Bond:
         return dict(self.logic.status(), addresses=list(self.addresses), mac=self.mac)
 
 
+def peer_on(vport_address: str, peer: str) -> str:
+    """A peer's address on a virtual port's segment: the testbed gives every host the
+    same last octet on each VLAN subnet (/24) as on the VoIP network."""
+    return vport_address.split("/")[0].rsplit(".", 1)[0] + "." + peer.rsplit(".", 1)[1]
+
+
 class VirtualPorts:
     """Virtual ports (the seed's VLANs) on the bond: one VXLAN interface per VLAN id
     (VNI = VLAN id, `vx<id>`), with its own MAC and address, on a segment of its own.
@@ -188,7 +194,11 @@ class VirtualPorts:
     reaches another) and runs over the bond, so a port failover or a move to the spare
     carries the virtual ports along. The underlay source is the served unit's address
     on the bond; frames go to every peer in `peers` (head-end replication: static
-    all-zero FDB entries), and the peers learn where to answer from what they receive."""
+    all-zero FDB entries), and the peers learn where to answer from what they receive.
+
+    Source routing pins each port's traffic to its segment: what leaves from a virtual
+    port's address reaches the peers (their VoIP addresses) through their address on
+    that segment (peer_on), so a media relay bound to it is a voice path of its own."""
 
     def __init__(self, peers: tuple, log: Callable[[str], None] = print):
         self.peers, self.log = tuple(peers), log
@@ -198,8 +208,9 @@ class VirtualPorts:
         vlans = [(int(v), a) for v, a in vlans] if local_ip else []
         if vlans == self.current:
             return
-        for vid, _ in self.current:
-            run("ip", "link", "del", f"vx{vid}")
+        for vid, address in self.current:
+            run("ip", "rule", "del", "from", address.split("/")[0], "lookup", str(vid))
+            run("ip", "link", "del", f"vx{vid}")     # its routes go with it
         for vid, address in vlans:
             dev = f"vx{vid}"
             run("ip", "link", "add", dev, "type", "vxlan", "id", str(vid), "local", local_ip,
@@ -208,6 +219,9 @@ class VirtualPorts:
                 run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", dev, "dst", peer)
             run("ip", "addr", "add", address, "dev", dev)
             run("ip", "link", "set", dev, "up")
+            for peer in self.peers:
+                run("ip", "route", "add", peer, "via", peer_on(address, peer), "dev", dev, "table", str(vid))
+            run("ip", "rule", "add", "from", address.split("/")[0], "lookup", str(vid))
         self.current = vlans
         self.announce()
 

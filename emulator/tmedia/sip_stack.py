@@ -47,8 +47,24 @@ from sippy.UaStateDisconnected import UaStateDisconnected         # noqa: E402
 from sippy.UaStateFailed import UaStateFailed                     # noqa: E402
 
 from .call import PASS_HEADERS, GatewayRouteLookup, TbCallController, named_header  # noqa: E402
+from .voice_paths import PathMonitor                               # noqa: E402
 from .counters import Counters                                    # noqa: E402
 from .gateway_client import GatewayClient                         # noqa: E402
+
+
+class PinnedRtpClient(Rtp_proxy_client):
+    """An rtp.io relay that always uses its own `-l` address. sippy asks an rtpproxy that
+    can do it to pick each session's local address by a route lookup towards the peer
+    (the `R` option): from a virtual port's relay that is the bond's address, which
+    would take the media off its voice path."""
+
+    @property
+    def sbind_supported(self):
+        return False
+
+    @sbind_supported.setter
+    def sbind_supported(self, value):
+        pass
 
 
 class OneWorkerUdpOpts(Udp_server_opts):
@@ -186,15 +202,20 @@ class SipStack:
     def __init__(self, unit: str, sip_ip: str, sip_port: int, counters: Counters,
                  lease_fn: Callable[[], Optional[tuple]], gateways: GatewayClient,
                  log: Callable[[str], None] = print, rtp_ports: Optional[tuple] = None,
-                 no_reply_s: int = 2, rtp_loglevel: str = "err"):
+                 no_reply_s: int = 2, rtp_loglevel: str = "err",
+                 media_paths: Optional[list] = None, path_probes: Optional[dict] = None):
         ipaddress.IPv4Address(sip_ip)   # sippy needs a concrete address for Via/Contact/SDP
         if sip_ip == "0.0.0.0":
             raise ValueError("the SIP address must be a concrete IPv4 address, not 0.0.0.0")
         self.unit, self.sip_ip, self.sip_port = unit, sip_ip, int(sip_port)
         self.counters, self.lease_fn, self.gateways, self.log = counters, lease_fn, gateways, log
         self.rtp_ports, self.no_reply_s, self.rtp_loglevel = rtp_ports, int(no_reply_s), rtp_loglevel
+        # voice paths: [(name, local ip), ...], a media relay each; None: one relay on sip_ip
+        self.media_paths = media_paths or None
+        self.path_probes = path_probes or {}
+        self.paths: Optional[PathMonitor] = None
         self.global_config = None
-        self.rtpc = None
+        self.rtpcs: list = []
         self.cmap = None
         self.stm = None
         self._stop_deadline = None
@@ -204,14 +225,22 @@ class SipStack:
 
     # --- media --------------------------------------------------------------------------
     def media_ready(self) -> bool:
-        return self.rtpc is not None and bool(self.rtpc.online)
+        return bool(self.rtpcs) and all(c.online for c in self.rtpcs)
 
     def rtp_stats(self) -> dict:
-        c = self.rtpc
-        if c is None or c.ptransmitted is None:
+        if not self.rtpcs or any(c.ptransmitted is None for c in self.rtpcs):
             return {}
-        return {"packets_transmitted": c.ptransmitted, "packets_received": c.preceived,
-                "active_sessions": c.active_sessions}
+        return {"packets_transmitted": sum(c.ptransmitted for c in self.rtpcs),
+                "packets_received": sum(c.preceived for c in self.rtpcs),
+                "active_sessions": sum(c.active_sessions or 0 for c in self.rtpcs)}
+
+    def path_status(self) -> dict:
+        return self.paths.status() if self.paths is not None else {}
+
+    def _path_changed(self, name: str, up: bool) -> None:
+        for c in self.rtpcs:        # read on the reactor when a call picks its relay
+            if c.path == name:
+                c.path_up = up
 
     # --- calls, for the control agent (list, close) ----------------------------------------
     def on_reactor(self, fn: Callable, timeout: float):
@@ -242,6 +271,7 @@ class SipStack:
             rr = cc.route_result
             out.append({"call_id": cc.call_id, "cli": getattr(cc, "cli", None),
                         "cld": getattr(cc, "cld", None), "answered": cc.answered,
+                        "voice_path": cc.path,
                         "gateway": rr.gateway if rr is not None else None})
         return out
 
@@ -274,15 +304,23 @@ class SipStack:
         self.global_config = gc
         self.cmap = TbCallMap(self)
         gc['_cmap'] = self.cmap
-        args = ['-l', self.sip_ip, '-F', '-d', self.rtp_loglevel]
-        if self.rtp_ports is not None:
-            args += ['-m', str(self.rtp_ports[0]), '-M', str(self.rtp_ports[1])]
-        self.rtpc = Rtp_proxy_client(gc, spath='rtp.io:' + ';'.join(args))
-        gc['_rtp_proxy_clients'] = [self.rtpc]
+        for path, ip in self.media_paths or [(None, self.sip_ip)]:
+            args = ['-l', ip, '-F', '-d', self.rtp_loglevel]
+            if self.rtp_ports is not None:
+                args += ['-m', str(self.rtp_ports[0]), '-M', str(self.rtp_ports[1])]
+            c = PinnedRtpClient(gc, spath='rtp.io:' + ';'.join(args))
+            c.proxy_address = ip       # the address written into SDP (sippy's default: SIP's)
+            c.path, c.path_up = path, True
+            self.rtpcs.append(c)
+        gc['_rtp_proxy_clients'] = self.rtpcs
+        if self.media_paths and self.path_probes:
+            self.paths = PathMonitor({n: (ip, self.path_probes.get(n, [])) for n, ip in self.media_paths},
+                                     log=self.log, on_change=self._path_changed).start()
         self.stm = TbSipTransactionManager(gc, self.cmap.recvRequest)
         self.stm.log = self.log
         gc['_sip_tm'] = self.stm
         self.counters.rtp_stats = self.rtp_stats
+        self.counters.path_status = self.path_status
         return self
 
     def run(self) -> None:
@@ -321,8 +359,10 @@ class SipStack:
                 self.stm.l4r.shutdown()
             except Exception:
                 pass
-        if self.rtpc is not None:
+        if self.paths is not None:
+            self.paths.stop()
+        for c in self.rtpcs:
             try:
-                self.rtpc.shutdown()
+                c.shutdown()
             except Exception:
                 pass

@@ -22,6 +22,9 @@ Environment:
   TMEDIA_RTP_LOGLEVEL  rtpproxy's log level on stderr: err (default), warn, info (one
                        line per stream with its packet counts at the end of each call)
   TMEDIA_SIP_TRACE     set to log every SIP message to stderr (sippy's SipLogger)
+  TMEDIA_MEDIA_PATHS   voice paths "name=ip,name=ip": a media relay on each (voice_paths.py);
+                       unset: one relay on TMEDIA_SIP_IP
+  TMEDIA_PATH_PROBES   "name=ip+ip,...": the addresses that must answer for a path to be up
 Bad configuration or an address that cannot be bound: a one-line message on stderr and
 exit status 2.
 """
@@ -73,6 +76,8 @@ class Config:
     sip_port: int = 5060
     app_port: int = 7001
     board: str = ""
+    media_paths: tuple = ()
+    path_probes: tuple = ()
     rtp_ports: Optional[tuple] = None
     no_reply_s: int = 2
     rtp_loglevel: str = "err"
@@ -109,7 +114,14 @@ class Config:
             raise ConfigError(f"TMEDIA_RTP_LOGLEVEL={rtp_loglevel!r}: want err, warn, info or dbug")
         state_dir = os.path.abspath(env.get("TMEDIA_STATE_DIR", "").strip() or
                                     os.path.join(tempfile.gettempdir(), f"tmedia-{name}"))
-        return cls(name=name, state_dir=state_dir, sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
+        paths, probes = [], []
+        for item in filter(None, (x.strip() for x in env.get("TMEDIA_MEDIA_PATHS", "").split(","))):
+            pname, _, pip = item.partition("=")
+            paths.append((pname, _ipv4({"x": pip}, "x", None)))
+        for item in filter(None, (x.strip() for x in env.get("TMEDIA_PATH_PROBES", "").split(","))):
+            pname, _, ips = item.partition("=")
+            probes.append((pname, tuple(_ipv4({"x": i}, "x", None) for i in ips.split("+") if i)))
+        return cls(name=name, state_dir=state_dir, media_paths=tuple(paths), path_probes=tuple(probes), sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
                    app_port=_port(env, "TMEDIA_APP_PORT", 7001),
                    board=env.get("TMEDIA_BOARD", "").strip() or name,
                    rtp_ports=rtp_ports, no_reply_s=no_reply_s, rtp_loglevel=rtp_loglevel)
@@ -154,7 +166,8 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     gateways = GatewayClient(cfg.name, log=log)
     stack = SipStack(cfg.name, cfg.sip_ip, cfg.sip_port, counters, link.current_lease, gateways,
                      log=log, rtp_ports=cfg.rtp_ports, no_reply_s=cfg.no_reply_s,
-                     rtp_loglevel=cfg.rtp_loglevel)
+                     rtp_loglevel=cfg.rtp_loglevel, media_paths=list(cfg.media_paths),
+                     path_probes={n: list(t) for n, t in cfg.path_probes})
     stack.admission = link.admission     # a disabled SIP stack refuses new calls
     link.attach(stack, counters)
     try:

@@ -87,7 +87,8 @@ def test_losing_one_control_network_to_a_unit_changes_nothing(testbed, faults):
 def test_bond_port_failover_keeps_calls_with_their_media(testbed, faults):
     before = unit_status(testbed, "tmedia-1")["bond"]
     fault = PortDown(testbed, unit="tmedia-1")
-    cap = MediaCapture(testbed, "sipp-uas", testbed.ip("tmedia-1", "voip"), "bond-failover")
+    cap = MediaCapture(testbed, "sipp-uas", [testbed.ip("tmedia-1", n) for n in ("voip", "vlan101", "vlan102")],
+                       "bond-failover")
 
     def port_down(uac):
         # established calls first: 5 calls/s held 5 s, the fault 3 s in

@@ -1,11 +1,14 @@
 """Virtual ports (issue 4, item 3): VLANs 101 and 102 on every serving unit's bond, each a
 VXLAN segment (VNI = VLAN id) with its own MAC and address, a SIP stack on each;
-cutting one path leaves the other serving calls."""
+cutting one path leaves the other serving calls. And incoming SIP signalling
+redundancy (item 4): a caller configured with both SIP stacks' addresses reaches the
+second when the first is unreachable."""
 from __future__ import annotations
 
 from harness.faults import NetworkCut
-from harness.faults_unit import unit_status
-from harness.sipp import DockerExecutor, SippLoad, SippUas
+from harness.faults_unit import placement, unit_status
+from harness.sipp import UAC_FAILOVER_XML, DockerExecutor, SippLoad, SippUas, failover_args
+from harness.testbed import log
 
 
 def vip(tb, node, vlan):
@@ -59,9 +62,39 @@ def test_the_segments_are_isolated(testbed):
         assert r.exit_code == 0, r.output.decode()
 
 
+def cut_vlan101(tb):
+    """VLAN 101 lost at the unit: whatever crosses its port vx101 is dropped, silently
+    for the callers (a drop at the caller would fail its sendto at once instead)."""
+    return NetworkCut(tb, host=placement(tb)["tmedia-1"], ifaces=("vx101",))
+
+
 def test_cutting_one_virtual_port_path_leaves_the_other_serving_calls(testbed, faults):
-    faults.inject(NetworkCut(testbed, host="sipp-uac", nets=("vlan101",)))
+    faults.inject(cut_vlan101(testbed))
     cut, other = run(testbed, load_on(testbed, 101, "vportcut101", calls=2, recv_timeout_s=2),
                      load_on(testbed, 102, "vportcut102"))
     assert not ok(cut), "a call went through the cut VLAN 101 path"
     assert len(ok(other)) == 4, [(c.call_id, c.outcome, c.final_code) for c in other]
+
+
+def caller_with_both(tb, name):
+    """sipp-uac (from its VoIP address) configured with tmedia-1's SIP stacks on VLAN 101,
+    then VLAN 102."""
+    return SippLoad(DockerExecutor(tb.container("sipp-uac"), tb.dir / "sipp", "/work"),
+                    f"{vip(tb, 'tmedia-1', 101)}:5060", tb.ip("sipp-uac", "voip"), name=name,
+                    rate=4, hold_s=1, calls=4, scenario=UAC_FAILOVER_XML,
+                    extra_args=failover_args(vip(tb, "tmedia-1", 102)))
+
+
+def test_a_caller_with_both_addresses_uses_the_first_while_it_answers(testbed):
+    calls, = run(testbed, caller_with_both(testbed, "both-ok"))
+    assert len(ok(calls)) == 4 and all(c.retries == 0 for c in calls), \
+        [(c.call_id, c.outcome, c.retries) for c in calls]
+
+
+def test_a_caller_with_both_addresses_reaches_the_second_when_the_first_is_cut(testbed, faults):
+    faults.inject(cut_vlan101(testbed))
+    calls, = run(testbed, caller_with_both(testbed, "both-cut"))
+    assert len(ok(calls)) == 4 and all(c.retries == 1 for c in calls), \
+        [(c.call_id, c.outcome, c.retries) for c in calls]
+    setup = sorted(c.answer_t - c.invite_t for c in calls)
+    log(f"incoming SIP redundancy: answered on the second address, setup {setup[0]:.2f}..{setup[-1]:.2f} s")
