@@ -16,6 +16,22 @@ from .faults import wait_for
 from .testbed import Testbed, log
 
 
+def unit_media_ips(tb: Testbed, unit: str = "tmedia-1") -> list[str]:
+    """Where a unit's media can come from: its address on the bond and its voice paths."""
+    return [tb.ip(unit, n) for n in ("voip", "vlan101", "vlan102")]
+
+
+def summary(streams: list, t: float) -> dict:
+    """The media of the calls running across an instant: how many streams, their fewest
+    packets and their largest gap (and the median of the per-stream largest gaps)."""
+    across = [s for s in streams if s.spans(t)]
+    gaps = sorted(s.largest_gap_s for s in across)
+    return {"streams": len(across),
+            "min_packets": min((s.packets for s in across), default=0),
+            "largest_gap_ms": round(gaps[-1] * 1000, 1) if gaps else None,
+            "median_largest_gap_ms": round(gaps[len(gaps) // 2] * 1000, 1) if gaps else None}
+
+
 @dataclass
 class Stream:
     key: tuple              # (src ip, src port, dst ip, dst port)

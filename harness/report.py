@@ -73,13 +73,17 @@ def write(run_dir: Path) -> Path:
             f"<br>FAILED {html.escape(c['name'])}: {html.escape(c['detail'])}" for c in pc
             if not c["ok"])) if pc else "n/a"
         bad = "<br>".join(html.escape(str(x)) for x in result["summary"].splitlines()[1:][:8])
+        m = result.get("media") or {}
+        media = (f"{m['streams']} streams, largest gap {m['largest_gap_ms']:.0f} ms "
+                 f"(median {m['median_largest_gap_ms']:.0f} ms), fewest packets {m['min_packets']}"
+                 if m.get("streams") else "no stream across the fault")
         rows.append(
             f"<tr class={'ok' if v['ok'] else 'bad'}><td>{html.escape(result['operation'])}</td>"
             f"<td>{html.escape(result['seed'])}</td>"
             f"<td>established kept; transient {result['expected_transient']}; new accepted; "
             f"{'switchover' if result.get('expected_switchover', True) else 'no switchover'}</td>"
             f"<td>{sw}</td><td>{counts}</td><td>{'OK' if v['ok'] else 'FAILED'}<br>{bad}</td>"
-            f"<td>{post}</td>"
+            f"<td>{post}</td><td>{media}</td>"
             f"<td>{f'<a href={res_file.parent.name}/{png}>timeline</a>' if png else ''}</td></tr>")
     page = f"""<!doctype html><meta charset=utf-8><title>HA testbed run {run_dir.name}</title>
 <style>body{{font:14px sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -89,7 +93,8 @@ tr.bad td:nth-child(6){{color:#c62828;font-weight:bold}}</style>
 <p>{sum(r['verdict']['ok'] for r in results)} of {len(results)} operations as the seed documents.
 Switchover = fault to the first call set up after it and answered by the new active gateway.</p>
 <table><tr><th>operation</th><th>seed</th><th>expected</th><th>switchover</th><th>calls</th>
-<th>observed</th><th>post-switchover checks</th><th>plot</th></tr>{''.join(rows)}</table>
+<th>observed</th><th>post-switchover checks</th><th>media of the calls across the fault</th>
+<th>plot</th></tr>{''.join(rows)}</table>
 {''.join(f'<h3>{html.escape(r["operation"])}</h3><img src="{r["operation"]}/timeline.png">'
          for r in results if (run_dir / r["operation"] / "timeline.png").exists())}
 """

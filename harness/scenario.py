@@ -13,6 +13,8 @@ from .checks import Verdict, check
 from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
                      NetworkCut, wait_for)
 from .history import History
+from .media import MediaCapture, unit_media_ips
+from .media import summary as media_summary
 from .sipp import DockerExecutor, SippLoad, SippUas
 from .testbed import HOSTS, Testbed, log
 
@@ -105,9 +107,11 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
                     recv_timeout_s=RECV_TIMEOUT_S)
     # the seed's post-switchover checks need calls established before the fault
     prepared = post_checks.prepare(tb) if op.switchover else None
+    # each call's media around the fault: RTP from the unit, captured at the far end
+    capture = MediaCapture(tb, "sipp-uas", unit_media_ips(tb), f"{op.id}-media")
     watcher.start()
     try:
-        with uas:
+        with uas, capture:
             with load:
                 history.event("note", text=f"load {op.load.rate}/s, hold {op.load.hold_s}s, "
                                            f"{load.ncalls} calls")
@@ -136,6 +140,8 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
     calls = load.calls(far_end=uas)
     for c in calls:
         history.call(c)
+    media = media_summary(capture.streams(), t_fault)
+    history.event("note", text=f"media across the fault: {media}", media=media)
     verdict = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
                     max_switchover_s=op.max_switchover_s)
     dual = watcher.dual_active()
@@ -144,7 +150,7 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
               "expected_switchover": op.switchover,
               "role_switch_s": (watcher.first_active(slave, t_fault) - t_fault)
               if op.switchover and watcher.first_active(slave, t_fault) else None,
-              "dual_active_samples": len(dual), "verdict": verdict.to_dict(),
+              "dual_active_samples": len(dual), "verdict": verdict.to_dict(), "media": media,
               "post_checks": [{"name": c.name, "ok": c.ok, "detail": c.detail,
                                "duration_s": c.duration} for c in checks],
               "summary": verdict.summary()}

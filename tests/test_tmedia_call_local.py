@@ -115,6 +115,20 @@ class Unit:
         return self.proc.returncode
 
 
+def settled_status(unit: "Unit") -> dict:
+    """The unit's status once its counters have caught up: the board reports the SIP
+    application's counters from its last heartbeat (every 100 ms), so an earlier test's
+    last call may still be on its way."""
+    prev = [None]
+
+    def same_twice():
+        st = unit.status()
+        stable = prev[0] is not None and st["calls_total"] == prev[0]["calls_total"]
+        prev[0] = st
+        return st if stable else None
+    return wait_for(same_twice, 5, "the unit's counters to settle", interval=0.3)
+
+
 class FakeGateway:
     """UDP JSON gateway: answers `route` with `routes` (or refuses with `refuse` = (code, text))
     and records requests and call events."""
@@ -541,7 +555,7 @@ def test_calls_with_media_through_the_unit(env):
         far, far_port = uas(tmp, "uas", calls)
         gateway.routes = [("127.0.0.1", far_port)]
         wait_udp_bound(far_port)
-        before = unit.status()
+        before = settled_status(unit)
         n_requests = len(gateway.requests)
         caller = uac(tmp, "uac", unit, UAC_XML % {"sdp": SDP, "gateway": GATEWAY_NAME, "pcap": PCAP,
                                                  "hold": HOLD_MS}, calls=calls, rate=10)

@@ -68,17 +68,18 @@ def test_three_units_two_serve_one_is_spare_all_under_control(testbed):
     assert unit_status(testbed, "tmedia-2")["calls_answered"] >= 5
 
 
-def test_losing_one_control_network_to_a_unit_changes_nothing(testbed, faults):
+@pytest.mark.parametrize("net", ["ctrl-a", "ctrl-b"])
+def test_losing_one_control_network_to_a_unit_changes_nothing(testbed, faults, net):
     before = unit_status(testbed, "tmedia-1")
 
     def cut_ctrl_a(uac):
         time.sleep(1)
-        faults.inject(NetworkCut(testbed, host="tmedia-1", nets=("ctrl-a",)))
+        faults.inject(NetworkCut(testbed, host="tmedia-1", nets=(net,)))
         time.sleep(4)      # longer than the lease, the fence time and the watchdog
         st = status(testbed)
         assert st["units"]["tmedia-1"]["held"], st["units"]["tmedia-1"]
         assert st["services"]["tmedia-1"] == "tmedia-1"
-    calls = run_calls(testbed, "ctrlcut", during=cut_ctrl_a, rate=5, hold_s=2, duration_s=6)
+    calls = run_calls(testbed, f"ctrlcut-{net}", during=cut_ctrl_a, rate=5, hold_s=2, duration_s=6)
     assert not bad(calls)
     after = unit_status(testbed, "tmedia-1")
     assert after["boots"] == before["boots"] and after["serves"] == "tmedia-1"
@@ -187,6 +188,25 @@ def test_watchdog_reboots_a_unit_no_host_polls(testbed, faults):
     s = unit_status(testbed, board)
     assert s["last_reboot"]["reason"].startswith("watchdog"), s["last_reboot"]
     assert s["last_reboot"]["at"] - cut.injected_at >= s["watchdog"]["timeout_s"] - 0.5
+
+
+def test_polling_back_in_time_the_watchdog_does_nothing(testbed, faults):
+    board = placement(testbed)["tmedia-1"]
+    before = unit_status(testbed, board)
+    cut = NetworkCut(testbed, host=board, nets=("ctrl-a", "ctrl-b"))
+
+    def short_cut(uac):
+        time.sleep(2)                 # calls established first
+        faults.inject(cut)
+        time.sleep(1.5)               # no host polls: shorter than fence (2.5 s) and watchdog (5 s)
+        cut.heal()
+    calls = run_calls(testbed, "shortcut", during=short_cut, rate=5, hold_s=4, calls=15)
+    established = [c for c in calls if c.answer_t and c.answer_t < cut.injected_at]
+    assert established and all(c.outcome == "completed" and c.far_bye for c in established), \
+        [(c.call_id, c.outcome) for c in established]
+    wait_for(lambda: status(testbed)["units"][board]["held"], 10, f"{board} polled again")
+    after = unit_status(testbed, board)
+    assert after["boots"] == before["boots"] and after["serves"] == "tmedia-1"
 
 
 def test_a_host_switchover_never_trips_the_watchdog(testbed, faults):

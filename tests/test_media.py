@@ -1,0 +1,27 @@
+"""Media measurement (harness/media.py) on synthetic streams: the largest gap of each
+call's RTP across a fault, and the streams that ran across it."""
+from harness.media import Stream, summary
+
+
+def stream(port, start, end, hole=None):
+    times, t = [], start
+    while t <= end:
+        if not (hole and hole[0] < t < hole[1]):
+            times.append(round(t, 3))
+        t += 0.02
+    return Stream(("10.0.101.21", port, "10.0.3.32", 6000), times)
+
+
+def test_largest_gap_and_the_streams_across_a_fault():
+    a = stream(1000, 0.0, 10.0)                    # 20 ms all along
+    b = stream(1002, 0.0, 10.0, hole=(4.0, 4.5))   # half a second lost at the fault
+    c = stream(1004, 6.0, 10.0)                    # started after the fault
+    assert round(a.largest_gap_s, 3) == 0.02 and 0.5 <= b.largest_gap_s <= 0.54
+    s = summary([a, b, c], 4.2)
+    assert s["streams"] == 2 and s["min_packets"] == b.packets
+    assert 500 <= s["largest_gap_ms"] <= 540 and s["median_largest_gap_ms"] >= 20
+
+
+def test_no_stream_across_the_fault():
+    assert summary([stream(1000, 5.0, 6.0)], 1.0) == {
+        "streams": 0, "min_packets": 0, "largest_gap_ms": None, "median_largest_gap_ms": None}
