@@ -5,6 +5,11 @@ its packet count and its largest gap between two packets (the media interruption
 SIPp plays g711a.pcap (a packet every 20 ms) and the far end echoes it, so a stream's
 gaps above ~20 ms are loss or delay; `around(t)` keeps the streams that ran across
 an instant (a fault) so the interruption is measured where it happened.
+
+The relay reuses a port soon after a call ends, and every call plays the same pcap
+(same SSRC), so one flow can hold several calls one after the other: a flow is cut
+into streams where the RTP sequence number goes back (the pcap starting over), never
+where it only jumps ahead (packets lost inside one call).
 """
 from __future__ import annotations
 
@@ -49,6 +54,29 @@ class Stream:
         return bool(self.times) and self.times[0] < t < self.times[-1]
 
 
+def rtp_seq(payload: bytes):
+    """The RTP sequence number of a UDP payload, None when it is not RTP version 2."""
+    if len(payload) < 12 or payload[0] >> 6 != 2:
+        return None
+    return int.from_bytes(payload[2:4], "big")
+
+
+def split_calls(key: tuple, pkts: list) -> list[Stream]:
+    """One flow's (time, seq) packets as the streams of the calls that used it in turn."""
+    streams, times, last = [], [], None
+    for t, seq in sorted(pkts):
+        restarted = (seq is not None and last is not None and seq < last
+                     and not (last > 65000 and seq < 536))     # not a wrap-around
+        if restarted and times:
+            streams.append(Stream(key, times))
+            times = []
+        times.append(t)
+        last = seq if seq is not None else last
+    if times:
+        streams.append(Stream(key, times))
+    return streams
+
+
 class MediaCapture:
     """RTP from the addresses `src` (not SIP) arriving at `node`, written under the testbed's
     sipp dir. A unit relays media from its voice paths' addresses: give them all."""
@@ -89,10 +117,11 @@ class MediaCapture:
             for pkt in reader:
                 if IP in pkt and UDP in pkt:
                     key = (pkt[IP].src, pkt[UDP].sport, pkt[IP].dst, pkt[UDP].dport)
-                    flows.setdefault(key, []).append(float(pkt.time))
-        log(f"media: {sum(len(v) for v in flows.values())} RTP packets in {len(flows)} streams "
-            f"captured on {self.node}")
-        return [Stream(k, sorted(v)) for k, v in flows.items()]
+                    flows.setdefault(key, []).append((float(pkt.time), rtp_seq(bytes(pkt[UDP].payload))))
+        out = [s for key, pkts in flows.items() for s in split_calls(key, pkts)]
+        log(f"media: {sum(s.packets for s in out)} RTP packets in {len(out)} streams "
+            f"({len(flows)} flows) captured on {self.node}")
+        return out
 
     def around(self, t: float) -> list[Stream]:
         return [s for s in self.streams() if s.spans(t)]

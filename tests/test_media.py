@@ -25,3 +25,16 @@ def test_largest_gap_and_the_streams_across_a_fault():
 def test_no_stream_across_the_fault():
     assert summary([stream(1000, 5.0, 6.0)], 1.0) == {
         "streams": 0, "min_packets": 0, "largest_gap_ms": None, "median_largest_gap_ms": None}
+
+
+def test_a_relay_port_reused_by_the_next_call_is_two_streams_not_one_gap():
+    from harness.media import split_calls
+    key = ("10.0.101.21", 35000, "10.0.3.32", 6000)
+    first = [(i * 0.02, 100 + i) for i in range(100)]                 # a call, seq 100..199
+    lost = [(2.0 + i * 0.02, 300 + i) for i in range(50)]             # 100 packets lost: a jump ahead
+    second = [(10.0 + i * 0.02, 100 + i) for i in range(100)]         # next call: the pcap again
+    streams = split_calls(key, first + lost + second)
+    assert [s.packets for s in streams] == [150, 100]
+    assert 0.02 < streams[0].largest_gap_s < 0.05                      # loss within a call: kept
+    wrap = [(i * 0.02, (65530 + i) % 65536) for i in range(12)]      # wrap-around: one stream
+    assert len(split_calls(key, wrap)) == 1
