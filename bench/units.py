@@ -23,23 +23,8 @@ sys.path.insert(0, str(ROOT))
 from harness.faults import FaultSet, HostPowerOff, wait_for  # noqa: E402
 from harness.faults_unit import PortDown, placement, restore_placement, unit_status  # noqa: E402
 from harness.media import MediaCapture  # noqa: E402
-from harness.sipp import DockerExecutor, SippLoad, SippUas  # noqa: E402
+from harness.calls import run_calls as calls, wait_established  # noqa: E402
 from harness.testbed import Testbed  # noqa: E402
-
-
-def calls(tb, name, unit="tmedia-1", during=None, **load):
-    d = tb.dir / "sipp"
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), d, "/work"), tb.ip("sipp-uas", "voip"),
-                  name=f"{name}-uas")
-    uac = SippLoad(DockerExecutor(tb.container("sipp-uac"), d, "/work"), f"{tb.ip(unit, 'voip')}:5060",
-                   tb.ip("sipp-uac", "voip"), name=f"{name}-uac", **load)
-    with uas:
-        with uac:
-            if during:
-                during()
-            uac.wait()
-        uas.stop(grace_s=5)
-    return uac.calls(far_end=uas)
 
 
 def bond_failover(tb, i) -> dict:
@@ -48,8 +33,8 @@ def bond_failover(tb, i) -> dict:
     src = [tb.ip("tmedia-1", n) for n in ("voip", "vlan101", "vlan102")]
     try:
         with MediaCapture(tb, "sipp-uas", src, f"bench-bond-{i}") as cap:
-            def inject():
-                time.sleep(3)
+            def inject(uac):
+                wait_established(uac, 12)
                 fs.inject(fault)
             cs = calls(tb, f"bench-bond-{i}", during=inject, rate=5, hold_s=5, calls=30)
         gaps = sorted(s.largest_gap_s * 1000 for s in cap.around(fault.injected_at))

@@ -23,6 +23,13 @@ def wait_for(cond, deadline_s: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+def exec_checked(tb: Testbed, node: str, cmd: list[str], what: str) -> None:
+    """Run a command in a node's container; raise TestbedError with its output if it fails."""
+    res = tb.container(node).exec_run(cmd)
+    if res.exit_code != 0:
+        raise TestbedError(f"{what} on {node} failed: {res.output.decode(errors='replace')}")
+
+
 @dataclass
 class Fault:
     tb: Testbed
@@ -54,9 +61,7 @@ class KillProcess(Fault):
             raise TestbedError(f"{self.app} on {self.host} is not running: {info}")
         self.pid = int(info["pid"])
         self.injected_at = time.time()
-        res = self.tb.container(self.host).exec_run(["kill", "-KILL", str(self.pid)])
-        if res.exit_code != 0:
-            raise TestbedError(f"kill {self.pid} failed: {res.output.decode(errors='replace')}")
+        exec_checked(self.tb, self.host, ["kill", "-KILL", str(self.pid)], f"kill {self.pid}")
         log(f"fault: killed {self.app} (pid {self.pid}) on {self.host}")
         return self.injected_at
 

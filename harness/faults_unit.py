@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .faults import Fault, wait_for
+from .faults import Fault, exec_checked, wait_for
 from .testbed import SERVICES, UNITS, TestbedError, log
 
 
@@ -68,9 +68,7 @@ class PortDown(Fault):
                 raise TestbedError(f"{self.unit} has no active VoIP port")
         self.resolved = port
         self.injected_at = time.time()
-        res = self.tb.container(self.unit).exec_run(["ip", "link", "set", port, "down"])
-        if res.exit_code != 0:
-            raise TestbedError(f"link down {port} on {self.unit}: {res.output.decode(errors='replace')}")
+        exec_checked(self.tb, self.unit, ["ip", "link", "set", port, "down"], f"link down {port}")
         log(f"fault: {self.name}")
         return self.injected_at
 
@@ -96,10 +94,8 @@ class UnitAppFault(Fault):
             raise TestbedError(f"{self.unit} runs no SIP application")
         self.pid = int(app["pid"])
         self.injected_at = time.time()
-        res = self.tb.container(self.unit).exec_run(["kill", f"-{self.sig}", str(self.pid)])
-        if res.exit_code != 0:
-            raise TestbedError(f"kill -{self.sig} {self.pid} on {self.unit}: "
-                               f"{res.output.decode(errors='replace')}")
+        exec_checked(self.tb, self.unit, ["kill", f"-{self.sig}", str(self.pid)],
+                     f"kill -{self.sig} {self.pid}")
         log(f"fault: {self.name} (pid {self.pid})")
         return self.injected_at
 

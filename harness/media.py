@@ -13,7 +13,6 @@ where it only jumps ahead (packets lost inside one call).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,8 +105,11 @@ class MediaCapture:
                  f"tcpdump to listen on {self.node}")
 
     def stop(self) -> None:
-        self.tb.container(self.node).exec_run(["pkill", "-INT", "-f", f"tcpdump.*{self.file}"])
-        time.sleep(0.2)     # let tcpdump flush its last buffer (-U: packet-buffered already)
+        c = self.tb.container(self.node)
+        c.exec_run(["pkill", "-INT", "-f", f"tcpdump.*{self.file}"])
+        # tcpdump writes its last buffer as it exits (-U: packet-buffered already)
+        wait_for(lambda: c.exec_run(["pgrep", "-f", f"tcpdump.*{self.file}"]).exit_code != 0, 5,
+                 f"tcpdump on {self.node} to exit")
 
     def streams(self) -> list[Stream]:
         from scapy.layers.inet import IP, UDP

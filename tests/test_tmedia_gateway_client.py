@@ -85,14 +85,18 @@ def test_the_request_carries_the_contract_fields(client):
         gw.close()
 
 
-def test_one_dead_path_does_not_stop_the_answer(client):
+def test_one_dead_path_does_not_stop_the_answer():
+    # a 2 s deadline: waiting for the silent address would take all of it, so an answer
+    # within half of it shows the first ok wins, with room for a loaded machine
+    client = GatewayClient("tmedia-1", timeout=2.0, retransmit=0.1).start()
     silent, live = Gw(None), Gw(ok())
     try:
         res, took = ask(client, [silent.addr, live.addr])
         assert res.ok and res.gateway_addr == live.addr
-        assert took < 0.3            # first ok wins: no wait for the silent address
+        assert took < 1.0            # first ok wins: no wait for the silent address
         assert len(silent.got) >= 1  # it was asked too
     finally:
+        client.stop()
         silent.close()
         live.close()
 

@@ -319,7 +319,7 @@ class Board:
         have moved it to the spare), keep answering control (polls may come back)."""
         if self.fixed:
             return
-        since = self.watchdog.status()["since_last_poll_s"]
+        since = self.watchdog.since_kick()
         fenced = since is not None and since > self.fence_s
         if fenced and not self.fenced and self.serves:
             self.log(f"no poll for {since:.1f} s: giving up {self.serves}'s interface")

@@ -26,13 +26,18 @@ class Watchdog:
     def kick(self) -> None:
         self.last_kick = self.clock()
 
+    def since_kick(self) -> Optional[float]:
+        """Seconds since the last poll; None before the first."""
+        return None if self.last_kick is None else self.clock() - self.last_kick
+
     def expired(self) -> bool:
-        return self.last_kick is not None and self.clock() - self.last_kick > self.timeout
+        since = self.since_kick()
+        return since is not None and since > self.timeout
 
     def status(self) -> dict:
-        since = None if self.last_kick is None else round(self.clock() - self.last_kick, 3)
-        return {"timeout_s": self.timeout, "armed": self.last_kick is not None,
-                "since_last_poll_s": since}
+        since = self.since_kick()
+        return {"timeout_s": self.timeout, "armed": since is not None,
+                "since_last_poll_s": None if since is None else round(since, 3)}
 
 
 class AppWatch:

@@ -10,38 +10,12 @@ import pytest
 from harness.faults import HostPowerOff, NetworkCut, wait_for
 from harness.faults_unit import PortDown, UnitAppFault, placement, restore_placement, unit_status
 from harness.media import MediaCapture
-from harness.sipp import DockerExecutor, SippLoad, SippUas
+from harness.calls import bad, run_calls, wait_established
 from harness.testbed import UNITS, log
 
 
 def status(tb):
     return tb.oam(tb.master(), "/api/v1/status")
-
-
-def sipp_pair(tb, name, unit="tmedia-1", **load):
-    d = tb.dir / "sipp"
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), d, "/work"), tb.ip("sipp-uas", "voip"),
-                  name=f"{name}-uas")
-    uac = SippLoad(DockerExecutor(tb.container("sipp-uac"), d, "/work"), f"{tb.ip(unit, 'voip')}:5060",
-                   tb.ip("sipp-uac", "voip"), name=f"{name}-uac", **load)
-    return uas, uac
-
-
-def run_calls(tb, name, unit="tmedia-1", during=None, **load):
-    """Run a load through `unit`'s address; `during(uac)` runs while it goes on."""
-    uas, uac = sipp_pair(tb, name, unit, **load)
-    with uas:
-        with uac:
-            if during is not None:
-                during(uac)
-            assert uac.wait(), "SIPp did not finish its calls in time"
-        uas.stop(grace_s=5)
-    return uac.calls(far_end=uas)
-
-
-def bad(calls):
-    return [(c.call_id, c.outcome, c.final_code, c.far_bye) for c in calls
-            if c.outcome != "completed" or not c.far_bye]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -73,9 +47,11 @@ def test_losing_one_control_network_to_a_unit_changes_nothing(testbed, faults, n
     before = unit_status(testbed, "tmedia-1")
 
     def cut_ctrl_a(uac):
-        time.sleep(1)
+        wait_established(uac, 3)
         faults.inject(NetworkCut(testbed, host="tmedia-1", nets=(net,)))
-        time.sleep(4)      # longer than the lease, the fence time and the watchdog
+        # an observation window, not a wait: longer than the lease and the fence time
+        # (the watchdog would need both networks), during which nothing may change
+        time.sleep(4)
         st = status(testbed)
         assert st["units"]["tmedia-1"]["held"], st["units"]["tmedia-1"]
         assert st["services"]["tmedia-1"] == "tmedia-1"
@@ -92,8 +68,7 @@ def test_bond_port_failover_keeps_calls_with_their_media(testbed, faults):
                        "bond-failover")
 
     def port_down(uac):
-        # established calls first: 5 calls/s held 5 s, the fault 3 s in
-        time.sleep(3)
+        wait_established(uac, 12)        # 5 calls/s held 5 s
         faults.inject(fault)
         wait_for(lambda: unit_status(testbed, "tmedia-1")["bond"]["failovers"] > before["failovers"],
                  5, "the bond to fail over")
@@ -196,9 +171,9 @@ def test_polling_back_in_time_the_watchdog_does_nothing(testbed, faults):
     cut = NetworkCut(testbed, host=board, nets=("ctrl-a", "ctrl-b"))
 
     def short_cut(uac):
-        time.sleep(2)                 # calls established first
+        wait_established(uac, 8)
         faults.inject(cut)
-        time.sleep(1.5)               # no host polls: shorter than fence (2.5 s) and watchdog (5 s)
+        time.sleep(1.5)   # the fault's length: shorter than the fence (2.5 s) and the watchdog (5 s)
         cut.heal()
     calls = run_calls(testbed, "shortcut", during=short_cut, rate=5, hold_s=4, calls=15)
     established = [c for c in calls if c.answer_t and c.answer_t < cut.injected_at]
@@ -215,16 +190,18 @@ def test_a_host_switchover_never_trips_the_watchdog(testbed, faults):
     faults.inject(HostPowerOff(testbed, host=master))
     wait_for(lambda: testbed.roles().get(next(h for h in ("host-a", "host-b") if h != master)) == "active",
              20, "the switchover")
-    time.sleep(6)     # past the watchdog timeout (5 s): a trip would show as a reboot
+    time.sleep(6)     # observation window past the watchdog timeout (5 s): a trip would be a reboot
     after = {b: unit_status(testbed, b)["boots"] for b in UNITS}
     assert after == boots
 
 
 def test_malformed_sip_is_answered_400_or_dropped_and_calls_go_on(testbed):
     from harness.malformed_sip import send_all
+    boots = unit_status(testbed, "tmedia-1")["boots"]
     target = testbed.ip("tmedia-1", "voip")
     results = send_all(target)
     for case, reply in results.items():
         assert reply is None or reply.startswith("SIP/2.0 400"), (case, reply)
     calls = run_calls(testbed, "aftermalformed", rate=5, hold_s=1, calls=5)
     assert not bad(calls)
+    assert unit_status(testbed, "tmedia-1")["boots"] == boots      # nothing crashed
