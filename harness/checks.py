@@ -18,13 +18,19 @@ Rules:
 - before, established, new: the call completed (BYE sent, 200 received) and
   the far end received the BYE (CallRecord.far_bye, joined on X-Tb-Call).
 - transient, "accept": the same as above.
-- transient, "drop": completed as above, or ended without being answered:
-  a final error response ("failed") or SIPp's receive timeout ("unanswered").
-  An answered call that is then lost, or a call that never ends, is a
-  violation.
+- transient, "drop" ("will drop transient calls"): completed as above, or
+  dropped, and a dropped transient call may end only with 503 (no route, no
+  controller: the unit's own refusal) or with no final answer at all (SIPp's
+  receive timeout). Any other code (a 486, a 403, a 500) is not what a
+  switchover does to a call in setup: a violation. An answered call that is then
+  lost, or a call that never ends, is a violation.
+- a call of a failed unit (`lost_ok`: the calls of a unit powered off or cut,
+  which the real system loses too) may end in any way; it is counted as lost
+  and reported, never judged ok or hidden.
 - any call that never ended (still open when SIPp stopped) hung: violation.
 - no switchover within max_switchover_s, no established call, or no new call
-  (the load proved nothing) are violations.
+  (the load proved nothing) are violations; so is a switchover operation with
+  fewer than `min_transient` transient calls (nothing was proven about them).
 """
 from __future__ import annotations
 
@@ -56,6 +62,7 @@ class Verdict:
     counts: dict[str, int]
     classes: dict[str, str]                 # call_id -> class
     violations: list[Violation] = field(default_factory=list)
+    drop_codes: dict[str, int] = field(default_factory=dict)   # transient dropped: code -> n
 
     @property
     def ok(self) -> bool:
@@ -64,12 +71,15 @@ class Verdict:
     def summary(self) -> str:
         sw = "none" if self.switchover_s is None else f"{self.switchover_s:.3f}s"
         counts = ", ".join(f"{c}={self.counts[c]}" for c in CLASSES)
+        if self.counts.get("lost"):
+            counts += f", lost (failed unit)={self.counts['lost']}"
         head = f"{'OK' if self.ok else 'FAILED'}: switchover {sw}; {counts}"
         return "\n".join([head, *(f"  - {v}" for v in self.violations)])
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "t_fault": self.t_fault, "t_sw": self.t_sw,
                 "switchover_s": self.switchover_s, "counts": dict(self.counts),
+                "drop_codes": dict(self.drop_codes),
                 "classes": dict(self.classes),
                 "violations": [vars(v) for v in self.violations]}
 
@@ -97,10 +107,20 @@ def classify(call: CallRecord, t_fault: float, t_sw: float | None) -> str:
     return "transient"
 
 
+DROP_CODES = (503,)   # the only final answer a dropped transient call may get
+
+
+def _dropped_as_allowed(c: CallRecord) -> bool:
+    """A transient call the seed lets the system drop: unanswered, or refused 503."""
+    return c.answer_t is None and (c.final_code is None or c.final_code in DROP_CODES)
+
+
 def _completion_problem(c: CallRecord) -> str | None:
     """Why the call did not end with a normal BYE exchange at both ends, or None."""
     if c.answer_t is None:
-        return ("rejected with %d" % c.final_code if c.outcome == "failed"
+        reason = getattr(c, "final_reason", None)
+        return (f"rejected with {c.final_code}" + (f" {reason}" if reason else "")
+                if c.outcome == "failed"
                 else "never answered" + (f" ({c.abort})" if c.abort else ""))
     if c.peer_bye_t is not None and (c.bye_sent_t is None or c.peer_bye_t < c.bye_sent_t):
         return "released by the network (BYE received)"
@@ -119,14 +139,15 @@ def _completion_problem(c: CallRecord) -> str | None:
 
 def check(calls: Iterable[CallRecord], t_fault: float, old_master: str | None,
           transient: str = "accept", *, switchover_expected: bool = True,
-          max_switchover_s: float = 30.0) -> Verdict:
+          max_switchover_s: float = 30.0, min_transient: int = 0,
+          lost_ok: frozenset[str] = frozenset()) -> Verdict:
     """Classify every UAC call against the fault and apply the rules above.
 
     `transient` is the seed's expectation for calls in setup during the
     switchover: "accept" (still able to accept transient calls) or "drop"
     (will drop transient calls). `old_master` is the name the gateway put in
     X-Tb-Gateway before the fault; it may be None only when no switchover is
-    expected.
+    expected. `lost_ok`: Call-IDs on a failed unit (counted in `counts["lost"]`).
     """
     if transient not in TRANSIENT:
         raise ValueError(f"transient must be one of {TRANSIENT}, not {transient!r}")
@@ -140,18 +161,31 @@ def check(calls: Iterable[CallRecord], t_fault: float, old_master: str | None,
     t_sw = switchover_time(calls, t_fault, old_master, switchover_expected)
     v = Verdict(t_fault, t_sw, None if t_sw is None else t_sw - t_fault,
                 {c: 0 for c in CLASSES}, {})
+    v.counts.update(lost=0, transient_accepted=0, transient_dropped=0)
     for c in calls:
         cls = classify(c, t_fault, t_sw)
         v.classes[c.call_id] = cls
         v.counts[cls] += 1
+        if c.call_id in lost_ok and (not c.ended or _completion_problem(c)):
+            v.counts["lost"] += 1      # a failed unit's call: lost, as on the real system
+            continue
+        if cls == "transient":
+            if c.answer_t is not None:
+                v.counts["transient_accepted"] += 1
+            else:
+                v.counts["transient_dropped"] += 1
+                code = str(c.final_code) if c.final_code else "no answer"
+                v.drop_codes[code] = v.drop_codes.get(code, 0) + 1
         if not c.ended:
             v.violations.append(Violation(c.call_id, cls, f"never ended (hung, {c.outcome})"))
             continue
         problem = _completion_problem(c)
         if problem is None:
             continue
+        if cls == "transient" and transient == "drop" and _dropped_as_allowed(c):
+            continue  # refused 503 or timed out during the switchover: allowed
         if cls == "transient" and transient == "drop" and c.answer_t is None:
-            continue  # rejected or timed out during the switchover: allowed
+            problem += " (a dropped transient call may only get 503 or no answer)"
         v.violations.append(Violation(c.call_id, cls, problem))
 
     what = f"answered by a gateway other than {old_master}" if switchover_expected \
@@ -162,11 +196,42 @@ def check(calls: Iterable[CallRecord], t_fault: float, old_master: str | None,
     elif v.switchover_s > max_switchover_s:
         v.violations.append(Violation(None, "scenario", f"switchover took {v.switchover_s:.3f}s"
                                       f" > {max_switchover_s}s"))
+    if switchover_expected and v.counts["transient"] < min_transient:
+        v.violations.append(Violation(None, "scenario",
+                                      f"{v.counts['transient']} transient calls, fewer than "
+                                      f"{min_transient}: nothing proven about calls in setup"))
     for cls in ("established", "new"):
         if v.counts[cls] == 0:
             v.violations.append(Violation(None, "scenario",
                                           f"no {cls} call: the load was too small to prove anything"))
     return v
+
+
+def load_problems(calls: list[CallRecord], placed: int, t_fault: float, *,
+                  warmup_established: int, established: int, after_s: float,
+                  rate: float) -> list[str]:
+    """Did the load prove anything? Every call SIPp was told to place is judged, at least
+    the warm-up's calls were established at the fault, and new calls were placed across
+    the whole window after it (no stall of the caller hid a refusal)."""
+    problems = []
+    if len(calls) != placed:
+        problems.append(f"{len(calls)} calls judged, but SIPp was told to place {placed}")
+    if established < warmup_established:
+        problems.append(f"{established} calls established at the fault, fewer than the "
+                        f"warm-up's {warmup_established}")
+    after = sorted(c.invite_t for c in calls if c.invite_t >= t_fault)
+    if not after:
+        problems.append("no call placed after the fault")
+        return problems
+    # the caller keeps its rate: the last INVITE lands near the end of the window, and
+    # no gap between INVITEs is many inter-arrival times long
+    if after[-1] < t_fault + after_s - 2.0:
+        problems.append(f"the last call was placed {after[-1] - t_fault:.1f} s after the fault, "
+                        f"the window is {after_s:.0f} s")
+    gaps = [b - a for a, b in zip([t_fault] + after, after)]
+    if max(gaps) > 5.0 / rate + 1.0:
+        problems.append(f"no call placed for {max(gaps):.1f} s after the fault (rate {rate:g}/s)")
+    return problems
 
 
 def assert_ok(verdict: Verdict) -> None:

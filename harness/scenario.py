@@ -1,6 +1,12 @@
-"""Runs one operation of the matrix: steady SIPp load through the unit, the fault injected
-once enough calls are established, the switchover observed from live roles, then every
-call judged by harness.checks. Everything lands in the scenario's run directory."""
+"""Runs one operation of the matrix and composes its verdict (harness/verdict.py).
+
+The flow: a steady SIPp load through both active units (tmedia-1 and tmedia-2, each
+with RTP), the fault injected once enough calls are established, the switchover waited
+for, the load run to its end; then the seed's post-switchover checks (or, after a MySQL
+operation, the configuration checks) with the fault still in place; then the heal, with
+a second load running through it. Every sub-check (calls, switchover, roles, post-checks,
+media, heal, logs) is judged, the verdict composed, and only then is result.json written,
+once, whatever happened: an operation that raised is written as `error`."""
 from __future__ import annotations
 
 import json
@@ -9,13 +15,13 @@ import time
 from pathlib import Path
 
 from . import post_checks
-from .checks import Verdict, check
+from . import verdict as vd
+from .checks import Verdict, check, load_problems
 from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
                      NetworkCut, wait_for)
 from .history import History
-from .media import MediaCapture, unit_media_ips
-from .media import summary as media_summary
-from .sipp import DockerExecutor, SippLoad, SippUas
+from .media import MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
+from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
 from .testbed import HOSTS, Testbed, log
 
 RECV_TIMEOUT_S = 8.0
@@ -86,86 +92,255 @@ def make_fault(tb: Testbed, op, master: str, slave: str):
     return cls(tb, host=target)
 
 
-def established_now(load: SippLoad) -> int:
-    return sum(1 for c in load.calls() if c.answer_t is not None and c.bye_sent_t is None)
+# The loads of one operation, one SIPp caller per active unit (ports kept apart from
+# the post-checks' agents, 5070-5073)
+LOAD_UNITS = ("tmedia-1", "tmedia-2")
+LOAD_PORTS = {"main": [(5060, 6000, 8889), (5062, 6100, 8890)],
+              "heal": [(5064, 6600, 8891), (5066, 6700, 8892)]}
+HEAL_LOAD_S = 10.0       # the load that runs through the heal
 
 
-def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> Verdict:
+def established_now(loads) -> int:
+    return sum(1 for ld in loads for c in ld.calls()
+               if c.answer_t is not None and c.bye_sent_t is None)
+
+
+class Loads:
+    """One SippLoad per active unit, each at its share of the rate, as one load."""
+
+    def __init__(self, tb: Testbed, name: str, ports, rate: float, hold_s: float,
+                 duration_s: float):
+        ex = DockerExecutor(tb.container("sipp-uac"), tb.dir / "sipp", "/work")
+        self.by_unit = {
+            unit: SippLoad(ex, f"{tb.ip(unit, 'voip')}:5060", tb.ip("sipp-uac", "voip"),
+                           rate=rate / len(LOAD_UNITS), hold_s=hold_s, duration_s=duration_s,
+                           name=f"{name}-{unit}", port=port, media_port=mport,
+                           control_port=cport, recv_timeout_s=RECV_TIMEOUT_S)
+            for unit, (port, mport, cport) in zip(LOAD_UNITS, ports)}
+
+    @property
+    def ncalls(self) -> int:
+        return sum(ld.ncalls for ld in self.by_unit.values())
+
+    def __enter__(self):
+        started = []
+        try:
+            for ld in self.by_unit.values():
+                started.append(ld.start())
+        except BaseException:
+            for ld in started:
+                ld.stop(grace_s=0)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for ld in self.by_unit.values():
+            ld.__exit__(*exc)
+
+    def wait(self) -> bool:
+        return all([ld.wait() for ld in self.by_unit.values()])
+
+    def calls(self, far_end=None) -> tuple[list[CallRecord], dict[str, str]]:
+        """Every call, and the unit each one went through."""
+        calls, unit_of = [], {}
+        for unit, ld in self.by_unit.items():
+            for c in ld.calls(far_end=far_end):
+                calls.append(c)
+                unit_of[c.call_id] = unit
+        return calls, unit_of
+
+
+def _calls_check(name: str, v: Verdict, extra: list[str], expected: str) -> vd.SubCheck:
+    data = {"counts": v.counts, "drop_codes": v.drop_codes, "switchover_s": v.switchover_s}
+    problems = [str(x) for x in v.violations] + extra
+    if problems:
+        return vd.failed(name, "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)"
+                                                          if len(problems) > 8 else ""), **data)
+    c = v.counts
+    lost = f", {c['lost']} lost on the failed unit" if c.get("lost") else ""
+    return vd.ok(name, f"{expected}: {c['established']} established kept, {c['transient']} "
+                       f"transient ({c['transient_accepted']} accepted, {c['transient_dropped']} "
+                       f"dropped {v.drop_codes or ''}), {c['new']} new accepted{lost}", **data)
+
+
+def _post_checks(results, what: str) -> vd.SubCheck:
+    rows = [{"name": c.name, "status": getattr(c, "status", "ok" if c.ok else "failed"),
+             "detail": c.detail, "duration_s": c.duration} for c in results]
+    bad = [r for r in rows if r["status"] == "failed"]
+    na = [r for r in rows if r["status"] == "n/a"]
+    if not rows:
+        return vd.unknown(what, "no check ran", checks=rows)
+    if bad:
+        return vd.failed(what, "; ".join(f"{r['name']}: {r['detail']}" for r in bad), checks=rows)
+    return vd.ok(what, f"{len(rows) - len(na)} ok" + (f", {len(na)} n/a: " + "; ".join(
+        f"{r['name']} ({r['detail']})" for r in na) if na else ""), checks=rows)
+
+
+def _oam_roles_check(watcher: "RoleWatcher", op, master: str, slave: str,
+                     t_fault: float) -> vd.SubCheck:
+    """The hosts' own claims, sampled over the OAM API: blind to a host the fault cut off,
+    so a view that never saw the other host after the fault is unknown, never ok."""
+    dual = watcher.dual_active()
+    if dual:
+        return vd.failed("roles: OAM samples", f"two active hosts in {len(dual)} samples "
+                                               f"(first {dual[0] - t_fault:+.3f} s from the fault)")
+    became = watcher.first_active(slave, t_fault)
+    if op.switchover and became is None:
+        return vd.failed("roles: OAM samples", f"{slave} never seen active after the fault")
+    if not op.switchover and became is not None:
+        return vd.failed("roles: OAM samples", f"the seed expects no switchover, but {slave} "
+                                               f"became active {became - t_fault:+.3f} s after the fault")
+    other = slave if op.fault["target"] == "master" else master
+    if not any(t > t_fault and r.get(other) not in (None, "unreachable")
+               for t, r in watcher.samples):
+        return vd.unknown("roles: OAM samples", f"{other} was never reachable over OAM after "
+                                                f"the fault: the samples cannot show two actives")
+    return vd.ok("roles: OAM samples", f"{len(watcher.samples)} samples, never two active; "
+                 + (f"{slave} active {became - t_fault:.3f} s after the fault" if became
+                    else "no switchover"),
+                 role_switch_s=(became - t_fault) if became else None)
+
+
+def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> vd.OperationVerdict:
+    """Run `op` and return its composed verdict; result.json is written exactly once, at
+    the end, also when the run raised (status `error`)."""
     out.mkdir(parents=True, exist_ok=True)
+    verdict = vd.OperationVerdict(op.id)
+    result = {"operation": op.id, "seed": op.seed, "fault": op.fault,
+              "expected_transient": op.transient, "expected_switchover": op.switchover,
+              "t_begin": time.time()}
     history = History(out / "history.jsonl")
+    try:
+        _run(tb, faults, op, out, history, verdict, result)
+    except BaseException as exc:
+        verdict.error = f"{type(exc).__name__}: {exc}"
+        history.event("note", text=f"operation raised: {verdict.error}")
+        raise
+    finally:
+        result["verdict"] = verdict.to_dict()
+        result["status"] = verdict.status
+        result["summary"] = verdict.summary()
+        (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+        history.close()
+        log(verdict.summary())
+    return verdict
+
+
+def _run(tb, faults, op, out, history, verdict, result):
     master, slave = tb.master(), tb.slave()
+    result.update(master=master, slave=slave)
     history.event("note", text=f"operation {op.id}: {op.seed}", master=master, slave=slave)
     watcher = RoleWatcher(tb, history)
     sipp_dir = tb.dir / "sipp"
     uas = SippUas(DockerExecutor(tb.container("sipp-uas"), sipp_dir, "/work"),
                   tb.ip("sipp-uas", "voip"), name=f"{op.id}-uas")
     warmup_s = op.load.warmup_established / op.load.rate
-    load = SippLoad(DockerExecutor(tb.container("sipp-uac"), sipp_dir, "/work"),
-                    f"{tb.ip('tmedia-1', 'voip')}:5060", tb.ip("sipp-uac", "voip"),
-                    rate=op.load.rate, hold_s=op.load.hold_s,
-                    duration_s=warmup_s + 3 + op.load.after_s, name=f"{op.id}-uac",
-                    recv_timeout_s=RECV_TIMEOUT_S)
+    load = Loads(tb, f"{op.id}-uac", LOAD_PORTS["main"], op.load.rate, op.load.hold_s,
+                 warmup_s + 3 + op.load.after_s)
     # the seed's post-switchover checks need calls established before the fault
     prepared = post_checks.prepare(tb) if op.switchover else None
-    # each call's media around the fault: RTP from the unit, captured at the far end
-    capture = MediaCapture(tb, "sipp-uas", unit_media_ips(tb), f"{op.id}-media")
+    # each call's media around the fault: RTP from both units, captured at the far end
+    capture = MediaCapture(tb, "sipp-uas", units_media_ips(tb, LOAD_UNITS), f"{op.id}-media")
+    faults.history = history
     watcher.start()
+    checks = []
     try:
         with uas, capture:
             with load:
-                history.event("note", text=f"load {op.load.rate}/s, hold {op.load.hold_s}s, "
-                                           f"{load.ncalls} calls")
-                wait_for(lambda: established_now(load) >= op.load.warmup_established,
+                history.event("note", text=f"load {op.load.rate}/s over {', '.join(LOAD_UNITS)}, "
+                                           f"hold {op.load.hold_s}s, {load.ncalls} calls")
+                wait_for(lambda: established_now(load.by_unit.values()) >= op.load.warmup_established,
                          warmup_s + op.load.hold_s + 10,
                          f"{op.load.warmup_established} established calls")
                 fault = make_fault(tb, op, master, slave)
+                established = established_now(load.by_unit.values())
                 t_fault = faults.inject(fault)
+                result.update(t_fault=t_fault, fault_name=fault.name, established_at_fault=established)
                 history.event("fault", action="inject", name=fault.name, t_fault=t_fault,
-                              established=established_now(load))
+                              established=established)
                 if op.switchover:
                     wait_for(lambda: watcher.first_active(slave, t_fault), op.max_switchover_s + 10,
                              f"{slave} to become active")
                 finished = load.wait()
                 history.event("note", text=f"load finished by itself: {finished}")
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
-        checks = post_checks.run_all(tb, prepared) if prepared else []
+        calls, unit_of = load.calls(far_end=uas)
+        for c in calls:
+            history.call(c)
+        if prepared:
+            checks = post_checks.run_all(tb, prepared)
         prepared = None
     finally:
-        watcher.stop()
         if prepared is not None:          # the fault path failed: close what prepare opened
             prepared.finish(None)
-    for c in checks:
-        history.event("note", text=f"post-switchover check {c.name}: {'ok' if c.ok else 'FAILED'}",
-                      check=c.name, ok=c.ok, detail=c.detail)
-    calls = load.calls(far_end=uas)
+    lost = frozenset()   # no unit fails in these operations
+    v = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
+              max_switchover_s=op.max_switchover_s, min_transient=1 if op.switchover else 0,
+              lost_ok=lost)
+    extra = load_problems(calls, load.ncalls, t_fault,
+                          warmup_established=op.load.warmup_established, established=established,
+                          after_s=op.load.after_s, rate=op.load.rate)
+    verdict.add(_calls_check("calls", v, extra,
+                             f"transient expected {'accepted' if op.transient == 'accept' else 'dropped'}"))
+    verdict.add(_switchover_check(v, op))
+    result.update(classes=v.classes, switchover_s=v.switchover_s, unit_of=unit_of)
+    verdict.add(judge_media(capture.streams(), t_fault, kept_across(calls, t_fault, lost),
+                            gap_bound_ms(op.fault["kind"])))
+    if op.switchover:
+        verdict.add(_post_checks(checks, "post-switchover checks"))
+    else:
+        verdict.add(vd.na("post-switchover checks", "no switchover in this operation"))
+    # the heal, under load: calls through it are judged like the rest
+    verdict.add(_heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas"))
+    watcher.stop()
+    verdict.add(_oam_roles_check(watcher, op, master, slave, t_fault))
+    result["role_switch_s"] = verdict.checks[-1].data.get("role_switch_s")
+
+
+def _switchover_check(v: Verdict, op) -> vd.SubCheck:
+    sw = v.switchover_s
+    data = {"switchover_s": sw, "max_switchover_s": op.max_switchover_s}
+    if op.switchover:
+        if sw is None:
+            return vd.failed("switchover", "no call set up after the fault was answered by the "
+                                           "new master", **data)
+        if sw > op.max_switchover_s:
+            return vd.failed("switchover", f"{sw:.3f} s > {op.max_switchover_s} s", **data)
+        return vd.ok("switchover", f"{sw:.3f} s <= {op.max_switchover_s} s (fault to the first new "
+                                   f"call answered by the new master)", **data)
+    if sw is None:
+        return vd.failed("switchover", "no call set up after the fault was answered", **data)
+    return vd.ok("switchover", f"none expected; first call after the fault answered "
+                               f"{sw:.3f} s after it", **data)
+
+
+def _heal_under_load(tb, faults, op, history, uas_name: str) -> vd.SubCheck:
+    """Heal the fault while a second load runs; every call through the heal must be
+    accepted and end normally (the returning node must not disturb the system)."""
+    # the far end of the routes (sipp-uas:5060): the main load's far end has stopped
+    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
+                  tb.ip("sipp-uas", "voip"), name=uas_name)
+    load = Loads(tb, f"{op.id}-heal", LOAD_PORTS["heal"], op.load.rate, min(op.load.hold_s, 3.0),
+                 HEAL_LOAD_S)
+    with uas:
+        with load:
+            wait_for(lambda: established_now(load.by_unit.values()) >= 2, 10,
+                     "calls established before the heal")
+            t_heal = time.time()
+            faults.heal()                 # writes the heal events into the history
+            healed = time.time()
+            load.wait()
+        uas.stop(grace_s=RECV_TIMEOUT_S)
+    calls, _ = load.calls(far_end=uas)
     for c in calls:
         history.call(c)
-    media = media_summary(capture.streams(), t_fault)
-    history.event("note", text=f"media across the fault: {media}", media=media)
-    verdict = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
-                    max_switchover_s=op.max_switchover_s)
-    dual = watcher.dual_active()
-    result = {"operation": op.id, "seed": op.seed, "master": master, "slave": slave,
-              "t_fault": t_fault, "expected_transient": op.transient,
-              "expected_switchover": op.switchover,
-              "role_switch_s": (watcher.first_active(slave, t_fault) - t_fault)
-              if op.switchover and watcher.first_active(slave, t_fault) else None,
-              "dual_active_samples": len(dual), "verdict": verdict.to_dict(), "media": media,
-              "post_checks": [{"name": c.name, "ok": c.ok, "detail": c.detail,
-                               "duration_s": c.duration} for c in checks],
-              "summary": verdict.summary()}
-    (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
-    history.close()
-    log(f"{op.id}: {verdict.summary()}")
-    if dual:
-        raise AssertionError(f"two active hosts at {len(dual)} samples (first at {dual[0]:.3f})")
-    other = slave if op.fault["target"] == "master" else master
-    if not any(t > t_fault and r.get(other) not in (None, "unreachable") for t, r in watcher.samples):
-        raise AssertionError(f"{op.id}: the roles of {other} were never seen after the fault "
-                             f"(OAM unreachable): the dual-active check proved nothing")
-    failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
-    if failed:
-        raise AssertionError(f"{op.id}: post-switchover checks failed: " + "; ".join(failed))
-    if not op.switchover and watcher.first_active(slave, t_fault) is not None:
-        raise AssertionError(f"{op.id}: the seed expects no switchover, but {slave} became active")
-    return verdict
+    v = check(calls, t_heal, None, "accept", switchover_expected=False, max_switchover_s=60)
+    probs = [str(x) for x in v.violations if x.call_id]
+    if len(calls) != load.ncalls:
+        probs.append(f"{len(calls)} calls judged, {load.ncalls} placed")
+    data = {"heal_s": round(healed - t_heal, 2), "calls": len(calls)}
+    if probs:
+        return vd.failed("heal", f"{len(probs)} calls through the heal not as expected: "
+                                 + "; ".join(probs[:5]), **data)
+    return vd.ok("heal", f"healed in {healed - t_heal:.1f} s; {len(calls)} calls through it, "
+                         f"all accepted and ended normally", **data)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import history
-from harness.checks import assert_ok, assert_switchover_within, check
+from harness.checks import CLASSES, assert_ok, assert_switchover_within, check, load_problems
 from harness.history import History
 
 FIX = Path(__file__).parent / "fixtures" / "histories"
@@ -38,7 +38,8 @@ def test_clean_switchover_passes():
     calls, t_fault, old = scenario("clean")
     v = check(calls, t_fault, old, "accept", max_switchover_s=10)
     assert_ok(v)
-    assert v.counts == {"before": 2, "established": 8, "transient": 3, "new": 3}
+    assert {k: v.counts[k] for k in CLASSES} == {"before": 2, "established": 8, "transient": 3,
+                                                  "new": 3}
     assert v.switchover_s == pytest.approx(3.2)
     assert_switchover_within(v, 5)
     assert v.classes[cid(13)] == "transient" and v.classes[cid(14)] == "new"
@@ -167,3 +168,69 @@ def test_history_bad_line_names_it(tmp_path):
     p.write_text('{"t": 1.0, "kind": "note"}\n{"t": 2.0, "kind": "oops"}\n')
     with pytest.raises(ValueError, match=r"h\.jsonl:2: .*oops"):
         history.load(p)
+
+
+def test_transient_dropped_with_other_than_503_fails_under_drop():
+    # "will drop transient calls" allows 503 or no answer, not any refusal
+    calls, t_fault, old = scenario("transient_dropped")
+    c11 = next(c for c in calls if c.call_id == cid(11))
+    assert c11.final_code == 503
+    v = check(with_call(calls, 11, final_code=486), t_fault, old, "drop")
+    assert [(x.call_id, x.cls) for x in v.violations] == [(cid(11), "transient")]
+    assert "only get 503 or no answer" in v.violations[0].reason
+    assert v.drop_codes.get("486") == 1
+
+
+def test_transient_counts_accepted_and_dropped_with_codes():
+    calls, t_fault, old = scenario("transient_dropped")
+    v = check(calls, t_fault, old, "drop")
+    assert v.counts["transient_accepted"] + v.counts["transient_dropped"] == v.counts["transient"]
+    assert sum(v.drop_codes.values()) == v.counts["transient_dropped"] > 0
+
+
+def test_switchover_with_too_few_transient_calls_fails():
+    calls, t_fault, old = scenario("clean")
+    v = check(calls, t_fault, old, "accept", max_switchover_s=10, min_transient=4)
+    assert (None, "3 transient calls, fewer than 4: nothing proven about calls in setup") in reasons(v)
+    assert check(calls, t_fault, old, "accept", max_switchover_s=10, min_transient=3).ok
+
+
+def test_calls_of_a_failed_unit_are_counted_lost_not_violations():
+    calls, t_fault, old = scenario("clean")
+    calls = with_call(calls, 5, bye_code=None, bye_ok_t=None, outcome="dropped")
+    assert not check(calls, t_fault, old, "accept", max_switchover_s=10).ok
+    v = check(calls, t_fault, old, "accept", max_switchover_s=10, lost_ok=frozenset({cid(5)}))
+    assert v.ok and v.counts["lost"] == 1
+    # a call of the failed unit that completed is not counted lost
+    assert check(calls, t_fault, old, "accept", max_switchover_s=10,
+                 lost_ok=frozenset({cid(6)})).counts["lost"] == 0
+
+
+def _steady(t_fault, rate=1.0, before=10, after=12):
+    from harness.sipp import CallRecord
+    return [CallRecord(f"c{i}", invite_t=t_fault - before + i / rate)
+            for i in range(int((before + after) * rate))]
+
+
+def test_load_problems_clean_load_passes():
+    t = 1000.0
+    calls = _steady(t)
+    assert load_problems(calls, len(calls), t, warmup_established=5, established=8,
+                         after_s=12, rate=1.0) == []
+
+
+def test_load_problems_count_mismatch_warmup_and_stall_fail():
+    t = 1000.0
+    calls = _steady(t)
+    probs = load_problems(calls, len(calls) + 3, t, warmup_established=9, established=8,
+                          after_s=12, rate=1.0)
+    assert any("told to place" in p for p in probs)
+    assert any("fewer than the warm-up" in p for p in probs)
+    stalled = [c for c in calls if not (t + 2 < c.invite_t < t + 9)]
+    probs = load_problems(stalled, len(stalled), t, warmup_established=5, established=8,
+                          after_s=12, rate=1.0)
+    assert any("no call placed for" in p for p in probs)
+    short = [c for c in calls if c.invite_t < t + 5]
+    probs = load_problems(short, len(short), t, warmup_established=5, established=8,
+                          after_s=12, rate=1.0)
+    assert any("the window is 12 s" in p for p in probs)

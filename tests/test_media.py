@@ -38,3 +38,29 @@ def test_a_relay_port_reused_by_the_next_call_is_two_streams_not_one_gap():
     assert 0.02 < streams[0].largest_gap_s < 0.05                      # loss within a call: kept
     wrap = [(i * 0.02, (65530 + i) % 65536) for i in range(12)]      # wrap-around: one stream
     assert len(split_calls(key, wrap)) == 1
+
+
+def test_judge_fails_when_a_kept_call_has_no_media_after_the_fault():
+    from harness.media import judge
+    a, b = stream(1000, 0.0, 10.0), stream(1002, 0.0, 4.0)     # b stopped at the fault
+    v = judge([a, b], 4.2, kept_calls=2, bound_ms=250)
+    assert v.status == "failed" and "media stopped on 1" in v.detail
+    assert judge([a, stream(1002, 0.0, 10.0)], 4.2, kept_calls=2, bound_ms=250).status == "ok"
+
+
+def test_judge_fails_on_a_gap_above_the_bound_and_is_unknown_with_nothing_kept():
+    from harness.media import judge
+    b = stream(1002, 0.0, 10.0, hole=(4.0, 4.5))
+    assert judge([b], 4.2, kept_calls=1, bound_ms=250).status == "failed"
+    assert judge([b], 4.2, kept_calls=1, bound_ms=600).status == "ok"
+    assert judge([b], 4.2, kept_calls=0, bound_ms=600).status == "unknown"
+
+
+def test_kept_across_counts_calls_answered_before_and_ended_after():
+    from harness.media import kept_across
+    from harness.sipp import CallRecord
+    ok = CallRecord("a", invite_t=0, answer_t=1, bye_sent_t=9, outcome="completed")
+    late = CallRecord("b", invite_t=4, answer_t=4.5, bye_sent_t=9, outcome="completed")
+    short = CallRecord("c", invite_t=0, answer_t=1, bye_sent_t=4.5, outcome="completed")
+    assert kept_across([ok, late, short], 4.2) == 1
+    assert kept_across([ok], 4.2, lost=frozenset({"a"})) == 0

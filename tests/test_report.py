@@ -1,0 +1,72 @@
+"""The composed verdict as the report and pytest see it (no Docker): every collected
+operation is a row, only `ok` is counted ok, and a test whose result.json is not ok
+fails even if its body passed."""
+import json
+
+from harness import verdict as vd
+from harness.report import rows_of, write
+
+pytest_plugins = ["pytester"]
+
+
+def _result(d, op, checks, error=None):
+    v = vd.OperationVerdict(op, checks, error)
+    (d / op).mkdir()
+    (d / op / "result.json").write_text(json.dumps(
+        {"operation": op, "seed": f"seed {op}", "expected_transient": "drop",
+         "expected_switchover": True, "status": v.status, "verdict": v.to_dict()}))
+
+
+def test_compose_rules():
+    assert vd.compose([vd.ok("a"), vd.na("b", "slave down")]) == "ok"
+    assert vd.compose([vd.ok("a"), vd.unknown("b", "no data")]) == "unknown"
+    assert vd.compose([vd.ok("a"), vd.failed("b", "x"), vd.unknown("c", "y")]) == "failed"
+    assert vd.compose([vd.na("b", "slave down")]) == "unknown"      # n/a alone proves nothing
+    assert vd.compose([]) == "unknown"
+    assert vd.OperationVerdict("x", [vd.ok("a")], error="boom").status == "error"
+
+
+def test_every_operation_is_a_row_and_only_ok_counts(tmp_path):
+    _result(tmp_path, "a-ok", [vd.ok("calls", "fine")])
+    _result(tmp_path, "b-postcheck-failed", [vd.ok("calls"), vd.failed("post-switchover checks", "routes: x")])
+    _result(tmp_path, "c-raised", [], error="TestbedError: boom")
+    planned = [{"operation": o, "seed": o, "expected_transient": "accept", "expected_switchover": False}
+               for o in ("a-ok", "b-postcheck-failed", "c-raised", "d-setup-error", "e-never-ran")]
+    outcomes = {"d-setup-error": {"setup": {"outcome": "failed", "message": "not healthy"}},
+                "a-ok": {"teardown": {"outcome": "passed", "message": ""}}}
+    rows = {r["operation"]: r["status"] for r in rows_of(tmp_path, planned, outcomes)}
+    assert rows == {"a-ok": "ok", "b-postcheck-failed": "failed", "c-raised": "error",
+                    "d-setup-error": "error", "e-never-ran": "not run"}
+    page = write(tmp_path, planned, outcomes).read_text()
+    assert "1 of 5 operations as the seed documents" in page
+    assert "routes: x" in page and "not healthy" in page
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 5
+
+
+def test_teardown_failure_turns_an_ok_row_into_an_error(tmp_path):
+    _result(tmp_path, "a", [vd.ok("calls")])
+    planned = [{"operation": "a", "seed": "a", "expected_transient": "accept", "expected_switchover": False}]
+    rows = rows_of(tmp_path, planned, {"a": {"teardown": {"outcome": "failed", "message": "heal failed"}}})
+    assert rows[0]["status"] == "error" and "heal failed" in rows[0]["why"]
+
+
+def test_a_passing_test_with_a_failed_verdict_is_reported_failed(pytester):
+    pytester.makeconftest('pytest_plugins = ["harness.plugin"]')
+    pytester.makepyfile(test_ops='''
+import json, collections, pytest
+Op = collections.namedtuple("Op", "id seed transient switchover")
+OPS = [Op("good", "s", "accept", False), Op("bad", "s", "accept", False)]
+
+@pytest.mark.parametrize("op", OPS, ids=[o.id for o in OPS])
+def test_operation(run_dir, op):
+    d = run_dir / op.id
+    d.mkdir()
+    status = "ok" if op.id == "good" else "failed"
+    (d / "result.json").write_text(json.dumps({"operation": op.id, "seed": "s", "status": status,
+                                              "verdict": {"checks": []}}))
+''')
+    res = pytester.runpytest_inprocess("-p", "no:cacheprovider", f"--tb-runs={pytester.path / 'runs'}")
+    res.assert_outcomes(passed=1, failed=1)
+    res.stdout.fnmatch_lines(["*bad: verdict failed (result.json) but the test passed*"])
+    page = next((pytester.path / "runs").glob("*/report.html")).read_text()
+    assert "1 of 2 operations as the seed documents" in page
