@@ -20,7 +20,13 @@ def run_calls(tb: Testbed, name: str, unit: str = "tmedia-1", during=None, **loa
                 during(uac)
             assert uac.wait(), "SIPp did not finish its calls in time"
         uas.stop(grace_s=5)
-    return uac.calls(far_end=uas)
+    calls = uac.calls(far_end=uas)
+    # every call SIPp was told to place must be in its traces: a missing one would
+    # otherwise pass every "no bad call" check unseen
+    if len(calls) != uac.ncalls:
+        raise AssertionError(f"{name}: {len(calls)} calls in the traces, SIPp was told to "
+                             f"place {uac.ncalls}")
+    return calls
 
 
 def bad(calls: list[CallRecord]) -> list[tuple]:

@@ -64,3 +64,13 @@ def test_kept_across_counts_calls_answered_before_and_ended_after():
     short = CallRecord("c", invite_t=0, answer_t=1, bye_sent_t=4.5, outcome="completed")
     assert kept_across([ok, late, short], 4.2) == 1
     assert kept_across([ok], 4.2, lost=frozenset({"a"})) == 0
+
+
+def test_missing_announcements_names_the_address_without_garp():
+    from harness.arp import missing_announcements
+    mac = "02:aa:bb:cc:dd:ee"
+    addrs = ["172.28.3.21/24", "172.28.3.41/24"]
+    assert missing_announcements({"172.28.3.21": mac, "172.28.3.41": mac.upper()}, addrs, mac) == []
+    assert missing_announcements({"172.28.3.21": mac}, addrs, mac) == ["172.28.3.41/24"]
+    assert missing_announcements({"172.28.3.21": "02:00:00:00:00:01", "172.28.3.41": mac},
+                                 addrs, mac) == ["172.28.3.21/24"]

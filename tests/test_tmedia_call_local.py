@@ -8,7 +8,8 @@ is the caller (UAC, playing g711a.pcap) and the far end (UAS with -rtp_echo). Ca
 judged at both ends from SIPp's statistics files, never from its exit code.
 
 The UAS scenario answers with the Contact SIPp's built-in uas sends
-(`;transport=UDP`, upper case: DESIGN.md defect 1), so passing here also shows the
+(`;transport=UDP`, upper case: sippy 2.5 then fails every in-dialog request to that
+peer with "newTransaction() to unsupported transport: UDP"), so passing here also shows the
 stack's workaround: the BYE has to reach the UAS for it to count the call as a success.
 
 The process-level checks (bad config, garbage on the SIP port, malformed control

@@ -1,6 +1,6 @@
 """The unit's VoIP ports: two ports bonded active-backup under one MAC, built from tc.
 
-Our kernels have no bonding driver (DESIGN.md, kernel facts), so the bond is made of
+Our kernels have no bonding driver (nor 802.1Q, netem or dummy interfaces), so the bond is made of
 what every kernel has:
 
     bond0 <-veth-> bond0p   bond0 carries the unit's addresses and MAC
