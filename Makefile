@@ -9,7 +9,7 @@ TB_TAG  ?= latest
 export TB_TAG
 export TB_PROJECT := $(PROJECT)
 
-.PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench clean
+.PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench selftest clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,6 +54,9 @@ bench: $(VPY) ## benchmarks: switchover, bring-up, unit failover times over seve
 	$(VPY) bench/bringup.py $(BENCH_ARGS)
 	$(VPY) bench/switchover.py $(BENCH_ARGS)
 	$(VPY) bench/units.py $(BENCH_ARGS)
+
+selftest: $(VPY) ## known HA bugs (bench/bugs) each caught by a matrix operation; minutes per bug
+	$(VPY) bench/selftest.py $(SELFTEST_ARGS)
 
 clean: testbed-down
 	rm -rf $(VENV) images/.wheelhouse runs

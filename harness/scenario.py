@@ -20,6 +20,7 @@ from .checks import Verdict, check, load_problems
 from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
                      NetworkCut, wait_for)
 from .history import History
+from .probes import oam_auth_check, restarted_check
 from .media import MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
 from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
 from .testbed import HOSTS, Testbed, log
@@ -267,6 +268,8 @@ def _run(tb, faults, op, out, history, verdict, result):
         calls, unit_of = load.calls(far_end=uas)
         for c in calls:
             history.call(c)
+        if op.fault["kind"] in ("kill_process", "deadlock"):
+            verdict.add(restarted_check(tb, fault.host, fault.app, fault.pid, t_fault))
         if prepared:
             checks = post_checks.run_all(tb, prepared)
         prepared = None
@@ -290,6 +293,7 @@ def _run(tb, faults, op, out, history, verdict, result):
         verdict.add(_post_checks(checks, "post-switchover checks"))
     else:
         verdict.add(vd.na("post-switchover checks", "no switchover in this operation"))
+    verdict.add(oam_auth_check(tb, slave if op.switchover else master))
     # the heal, under load: calls through it are judged like the rest
     verdict.add(_heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas"))
     watcher.stop()
