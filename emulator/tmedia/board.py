@@ -45,7 +45,8 @@ from .app_link import TICK_S, AppLink
 from .control import ControlAgent
 from .log import log as log_line
 from .monitor import AppWatch, Watchdog
-from .ports import Bond, VirtualPorts, peer_on, unit_mac
+from .port_probe import PortProbe
+from .ports import PORTS, Bond, VirtualPorts, carrier, peer_on, unit_mac
 
 REBOOT_EXIT = 75
 LOOP_S = 0.01          # link check period: a port failover starts within 10 ms
@@ -129,7 +130,10 @@ class Board:
         self.boot_dir = env.get("TMEDIA_BOOT_DIR", "/var/lib/tmedia")
         self.boot = self._record_boot()
         ips = [x.strip() for x in env.get("TMEDIA_PORT_IPS", "").split(",") if x.strip()]
-        self.bond = Bond(unit_mac(self.name), log=self.log) if ips else None
+        # the port monitor: carrier, and ARP probes to the VoIP switch (port_probe.py)
+        target = env.get("TMEDIA_ARP_TARGET", "").strip()
+        self.probe = PortProbe(self.name, PORTS, target, log=self.log) if ips and target else None
+        self.bond = Bond(unit_mac(self.name), log=self.log, link_fn=self._link) if ips else None
         self.peers = tuple(x.strip() for x in env.get("TMEDIA_VXLAN_PEERS", "").split(",") if x.strip())
         self.vports = VirtualPorts(self.peers, log=self.log) if ips else None
         self.port_ips = tuple(ips)
@@ -206,7 +210,8 @@ class Board:
                 "sip_stacks": apps,
                 "spare": self.serves is None, "fenced": self.fenced,
                 "assumed_at": self.assumed_at,
-                "bond": self.bond.status() if self.bond else None,
+                "bond": dict(self.bond.status(), arp_monitor=self.probe.status() if self.probe else None)
+                if self.bond else None,
                 "boots": self.boot["boots"], "last_reboot": last,
                 "watchdog": self.watchdog.status(),
                 "app": apps[0] if apps else None}
@@ -261,8 +266,18 @@ class Board:
         if unit:
             self._start_apps(unit, address, vlans)
 
+    def _link(self, port: str) -> bool:
+        """A port is up with carrier and, when probing, answering its ARP probes."""
+        up = carrier(port)
+        if self.probe is None:
+            return up
+        self.probe.carrier_changed(port, up)
+        return up and self.probe.alive(port)
+
     # --- main loop --------------------------------------------------------------------
     def run(self) -> int:
+        if self.probe is not None:
+            self.probe.start()
         if self.bond is not None:
             self.bond.build(self.port_ips)
         if self.fixed:
