@@ -1,0 +1,138 @@
+"""The unit-level operations of the matrix (the seed's TMedia promises) judged like the
+host operations, per call, plus the effect each fault must have on the unit.
+
+Calls (matrix field `unit: {target: <unit>, calls: lost|kept}`):
+
+1. `lost`: the unit fails (powered off, both VoIP ports down, its SIP application
+   crashed, no host polling it). Its calls set up before it recovered are lost, as on
+   the real system: they may end in any way and are counted and reported as lost.
+   Recovery = the first call through the unit's address set up after the fault and
+   answered (by the spare, or the rebooted unit); it must come within the operation's
+   `max_switchover_s`, and every later call through the unit must be accepted.
+2. `kept`: nothing of the unit's calls may be lost (a bond port, one control network,
+   one voice path: signalling is untouched, media only where the path survives).
+3. Calls through the other unit are always kept.
+
+Effects (`effect_check`), seen on the unit's own file system or on the wire where the
+system's API would only repeat what it was told: a reboot (with its reason) from the
+board's boot record; the spare serving the unit and not carrying the failed unit's
+trunks; a bond failover announced on the new port; new calls' media only on the
+surviving voice path.
+"""
+from __future__ import annotations
+
+from . import verdict as vd
+from .probes import boot_record
+
+LOST_KINDS = ("unit_power_off", "voip_ports_down", "unit_app_crash", "unit_unpolled")
+
+
+def recovery(calls, unit_of: dict, unit: str, t_fault: float) -> float | None:
+    """Answer time of the first call through `unit` set up after the fault (rule 1)."""
+    return min((c.answer_t for c in calls if unit_of.get(c.call_id) == unit
+                and c.invite_t >= t_fault and c.answer_t is not None), default=None)
+
+
+def lost_ok(calls, unit_of: dict, unit: str, t_fault: float, policy: str) -> frozenset:
+    """Call-IDs the system may lose (rule 1); none under `kept` (rule 2)."""
+    if policy != "lost":
+        return frozenset()
+    t_rec = recovery(calls, unit_of, unit, t_fault)
+    return frozenset(c.call_id for c in calls if unit_of.get(c.call_id) == unit
+                     and (c.answer_t is None or c.answer_t < t_fault or t_rec is None
+                          or c.invite_t < t_rec))
+
+
+def recovery_check(calls, unit_of, unit: str, t_fault: float, policy: str,
+                   bound_s: float) -> vd.SubCheck:
+    t_rec = recovery(calls, unit_of, unit, t_fault)
+    mine = [c for c in calls if unit_of.get(c.call_id) == unit and c.invite_t >= t_fault]
+    if not mine:
+        return vd.unknown("unit recovery", f"no call through {unit} after the fault")
+    if t_rec is None:
+        return vd.failed("unit recovery", f"no call through {unit} was answered after the fault "
+                                          f"({len(mine)} placed)")
+    took = t_rec - t_fault
+    data = {"recovery_s": round(took, 3), "bound_s": bound_s}
+    if policy == "lost" and took > bound_s:
+        return vd.failed("unit recovery", f"{unit} answered again {took:.2f} s after the fault "
+                                          f"> {bound_s} s", **data)
+    return vd.ok("unit recovery", f"{unit} answered a new call {took:.2f} s after the fault", **data)
+
+
+def before_fault(tb, unit: str) -> dict:
+    """What effect_check compares with: the board serving `unit`, every board's boot
+    record, the placement and the bond (as the active host holds them)."""
+    st = tb.oam(tb.master(), "/api/v1/status")
+    board = st["services"].get(unit) or unit
+    boots = {}
+    for b in st["units"]:
+        try:
+            boots[b] = boot_record(tb, b)
+        except Exception:      # a board that is down has no record to read now
+            boots[b] = None
+    return {"board": board, "boots": boots, "status": st["units"], "services": st["services"]}
+
+
+def _reboots_since(rec_before: dict | None, rec_after: dict | None, t: float) -> list[dict]:
+    if not rec_after:
+        return []
+    return [r for r in rec_after.get("reboots", []) if r.get("at", 0) >= t]
+
+
+def effect_check(tb, kind: str, unit: str, before: dict, t_fault: float, extra: dict) -> vd.SubCheck:
+    """The effect the fault kind must have had (module docstring), after the load."""
+    name = "unit effect"
+    board = before["board"]
+    try:
+        rec = boot_record(tb, board)
+    except Exception as exc:
+        rec, rec_error = None, str(exc)
+    else:
+        rec_error = None
+    reboots = _reboots_since(before["boots"].get(board), rec, t_fault)
+    if kind in ("unit_app_crash", "unit_unpolled"):
+        if rec is None:
+            return vd.unknown(name, f"{board}: boot record unreadable ({rec_error})")
+        want = "watchdog" if kind == "unit_unpolled" else ""
+        hit = [r for r in reboots if r.get("reason", "").startswith(want)] if want else reboots
+        if not hit:
+            return vd.failed(name, f"{board} did not reboot {'by its watchdog ' if want else ''}"
+                                   f"after the fault (reboots since: {reboots})")
+        return vd.ok(name, f"{board} rebooted {hit[0]['at'] - t_fault:.2f} s after the fault: "
+                           f"{hit[0].get('reason')}", reboot_after_s=round(hit[0]["at"] - t_fault, 2))
+    if kind == "unit_ctrl_cut":
+        if reboots:
+            return vd.failed(name, f"{board} rebooted on losing one control network: {reboots}")
+        return vd.ok(name, f"{board} kept running (no reboot) with one control network")
+    if kind in ("unit_power_off", "voip_ports_down"):
+        st = tb.oam(tb.master(), "/api/v1/status")
+        now = st["services"].get(unit)
+        if now in (None, board):
+            return vd.failed(name, f"{unit} still served by {now} after its board {board} failed")
+        spare = (st["units"].get(now) or {}).get("status") or {}
+        theirs = {t["name"] for t in (before["status"].get(board, {}).get("status") or {}).get("trunks", [])}
+        carried = sorted(theirs & {t["name"] for t in spare.get("trunks", [])})
+        if carried:
+            return vd.failed(name, f"{now} took over {unit} and also the trunks {carried} of "
+                                   f"{board}: trunks have no HA, they must go down with it")
+        return vd.ok(name, f"{unit} moved from {board} to {now}; {board}'s trunks "
+                           f"{sorted(theirs)} did not move")
+    if kind == "bond_port_down":
+        missing = extra.get("garp_missing")
+        if missing is None:
+            return vd.unknown(name, "no capture of the new port")
+        if missing:
+            return vd.failed(name, f"no gratuitous ARP on the new port {extra.get('new_port')} "
+                                   f"for {missing}")
+        return vd.ok(name, f"gratuitous ARP on {extra.get('new_port')} for every address")
+    if kind == "voice_path_cut":
+        on_lost, on_other = extra.get("new_on_lost"), extra.get("new_on_other")
+        if on_lost is None:
+            return vd.unknown(name, "no media capture of the voice paths")
+        if on_lost:
+            return vd.failed(name, f"{on_lost} new calls' media on the lost path")
+        if not on_other:
+            return vd.failed(name, "no new call's media on the surviving path")
+        return vd.ok(name, f"{on_other} new calls' media on the surviving path, none on the lost one")
+    return vd.na(name, f"no unit effect defined for {kind}")

@@ -1,0 +1,33 @@
+"""Unit operations' call rules (harness/unit_ops.py), on synthetic call records."""
+from harness.sipp import CallRecord
+from harness.unit_ops import lost_ok, recovery, recovery_check
+
+
+def call(cid, invite, answer=None, outcome="completed"):
+    return CallRecord(cid, invite_t=invite, answer_t=answer, outcome=outcome)
+
+
+CALLS = [call("u1-est", 0, 1, "dropped"),       # tmedia-1, established, lost
+         call("u1-trans", 9.9, None, "unanswered"),
+         call("u1-early", 11, None, "failed"),  # before the spare answered
+         call("u1-new", 14, 14.2),              # the spare answers: recovery at 14.2
+         call("u1-late", 15, 15.1),
+         call("u2-est", 0, 1)]
+UNIT_OF = {c.call_id: ("tmedia-2" if c.call_id.startswith("u2") else "tmedia-1") for c in CALLS}
+
+
+def test_rule_1_calls_of_the_failed_unit_before_recovery_may_be_lost():
+    assert recovery(CALLS, UNIT_OF, "tmedia-1", 10.0) == 14.2
+    assert lost_ok(CALLS, UNIT_OF, "tmedia-1", 10.0, "lost") == {"u1-est", "u1-trans", "u1-early"}
+
+
+def test_rule_2_nothing_may_be_lost_when_kept():
+    assert lost_ok(CALLS, UNIT_OF, "tmedia-1", 10.0, "kept") == frozenset()
+
+
+def test_recovery_bound_and_no_recovery_fail():
+    assert recovery_check(CALLS, UNIT_OF, "tmedia-1", 10.0, "lost", 6.0).status == "ok"
+    assert recovery_check(CALLS, UNIT_OF, "tmedia-1", 10.0, "lost", 3.0).status == "failed"
+    never = [c for c in CALLS if c.call_id not in ("u1-new", "u1-late")]
+    assert recovery_check(never, UNIT_OF, "tmedia-1", 10.0, "lost", 6.0).status == "failed"
+    assert recovery_check(CALLS, UNIT_OF, "tmedia-3", 10.0, "lost", 6.0).status == "unknown"
