@@ -27,20 +27,25 @@ from .probes import boot_record
 LOST_KINDS = ("unit_power_off", "voip_ports_down", "unit_app_crash", "unit_unpolled")
 
 
+def _first_answered(calls, unit_of: dict, unit: str, t_fault: float):
+    return min((c for c in calls if unit_of.get(c.call_id) == unit
+                and c.invite_t >= t_fault and c.answer_t is not None),
+               key=lambda c: c.answer_t, default=None)
+
+
 def recovery(calls, unit_of: dict, unit: str, t_fault: float) -> float | None:
     """Answer time of the first call through `unit` set up after the fault (rule 1)."""
-    return min((c.answer_t for c in calls if unit_of.get(c.call_id) == unit
-                and c.invite_t >= t_fault and c.answer_t is not None), default=None)
+    first = _first_answered(calls, unit_of, unit, t_fault)
+    return first.answer_t if first else None
 
 
 def lost_ok(calls, unit_of: dict, unit: str, t_fault: float, policy: str) -> frozenset:
     """Call-IDs the system may lose (rule 1); none under `kept` (rule 2)."""
     if policy != "lost":
         return frozenset()
-    t_rec = recovery(calls, unit_of, unit, t_fault)
+    first = _first_answered(calls, unit_of, unit, t_fault)
     return frozenset(c.call_id for c in calls if unit_of.get(c.call_id) == unit
-                     and (c.answer_t is None or c.answer_t < t_fault or t_rec is None
-                          or c.invite_t < t_rec))
+                     and (first is None or c.invite_t < first.invite_t))
 
 
 def recovery_check(calls, unit_of, unit: str, t_fault: float, policy: str,
