@@ -153,4 +153,7 @@ class PortProbe:
         return self
 
     def status(self) -> dict:
-        return {"target": self.target, "ports": self.state.status()}
+        ports = self.state.status()
+        for p, mac in self.macs.items():
+            ports[p]["mac"] = mac
+        return {"target": self.target, "ports": ports}
