@@ -43,11 +43,13 @@ def main() -> int:
                     fs.heal()
                     tb.wait_healthy(90, quiet=True)
                 r = json.loads((out / f"{op.id}-{i + 1}" / "result.json").read_text())
+                calls = next((c for c in r["verdict"]["checks"] if c["name"] == "calls"), {})
                 results.append({"op": op.id, "run": i + 1, "ok": v.ok,
-                                 "switchover_s": v.switchover_s, "role_switch_s": r["role_switch_s"],
-                                 "counts": v.counts})
-                print(f"{op.id} run {i + 1}: ok={v.ok} switchover {v.switchover_s:.3f} s, "
-                      f"role switch {r['role_switch_s']:.3f} s, {v.counts}", flush=True)
+                                "switchover_s": r.get("switchover_s"),
+                                "role_switch_s": r.get("role_switch_s"),
+                                "counts": (calls.get("data") or {}).get("counts")})
+                print(f"{op.id} run {i + 1}: {v.status}, switchover {r.get('switchover_s')} s, "
+                      f"role switch {r.get('role_switch_s')} s", flush=True)
     finally:
         if brought_up:
             tb.down()
@@ -60,7 +62,7 @@ def main() -> int:
         if sw:
             print(f"| {op.id} | {len(rs)} | {sum(r['ok'] for r in rs)} | {min(sw):.3f} / "
                   f"{statistics.median(sw):.3f} / {max(sw):.3f} | "
-                  f"{statistics.median(role):.3f} |")
+                  f"{f'{statistics.median(role):.3f}' if role else 'n/a'} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "switchover.json").write_text(json.dumps(results, indent=2))
     return 0 if all(r["ok"] for r in results) else 1
