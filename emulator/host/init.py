@@ -16,6 +16,7 @@ import time
 from . import ctl, state
 from .db_agent import DbAgent
 from .mysql_server import CtlError, MysqlServer
+from .role_log import RoleLog
 from .settings import Settings
 
 APP = "init"
@@ -96,6 +97,10 @@ def main():
     service = ToolpackService()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # a host that was powered off while active left its role log open: close it at its
+    # last liveness stamp before the service (and a new sys_manager) starts
+    if RoleLog(s.host).close_dead("host booted: the previous boot ended while active"):
+        state.log(APP, "role log: closed the previous boot's active interval")
 
     try:
         state.log(APP, server.start())

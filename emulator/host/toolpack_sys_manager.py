@@ -1,7 +1,8 @@
 """toolpack_sys_manager: heartbeats with the peer host, polls (leases) the TMedia units,
 runs the election rule of `election.py` and, while active, the N+1 rule of
 `n_plus_one.py` (which board serves which unit's VoIP interface). Publishes its view in RUN_DIR/role.json
-(read by gateway, engine and tboamapp) and RUN_DIR/sysmgr.json (read by tboamapp)."""
+(read by gateway, engine and tboamapp) and RUN_DIR/sysmgr.json (read by tboamapp), and
+appends every role transition to the role log (role_log.py), which the harness reads."""
 from __future__ import annotations
 
 import errno
@@ -13,6 +14,7 @@ import time
 from . import state
 from .election import ACTIVE, Election
 from .n_plus_one import BoardView, plan
+from .role_log import RoleLog
 from .settings import GATEWAY_PORT, SYSMGR_PORT, UNIT_CONTROL_PORT, Settings
 from .udp import decode, encode
 
@@ -33,13 +35,11 @@ def ready_from_monitor() -> tuple[bool, tuple]:
 
 
 class SysManager:
-    def __init__(self, s: Settings):
+    def __init__(self, s: Settings, role_log: RoleLog | None = None):
         self.s = s
         self.el = Election(s.priority, s.peer_timeout, s.lease, s.handover_holddown)
-        prev = state.read("role")
-        if prev.get("role") == ACTIVE:
-            self.el.resume_active(int(prev.get("epoch", 0)))
-            state.log(APP, f"restarted while active: resuming epoch {prev.get('epoch')}")
+        self.role_log = role_log if role_log is not None else RoleLog(s.host)
+        self.why = "started"          # the reason the role log gives for the next transition
         self.hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.hb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.hb.bind(("0.0.0.0", SYSMGR_PORT))
@@ -57,6 +57,28 @@ class SysManager:
         self.quitting = False
         self.app_pids = None
         self.hb_seq = int(time.time() * 1000)   # grows across restarts of this manager
+        self._resume_or_close(state.read("role"))
+
+    def _resume_or_close(self, prev: dict) -> None:
+        """A restart while active (role.json on the tmpfs survives a process restart)
+        resumes the role only if the last liveness stamp is younger than one lease: older,
+        the units' leases have lapsed (rule 5), so the claim has nothing behind it."""
+        died = self.role_log.died_active()
+        age = None if died is None else time.time() - died["last_alive"]
+        if prev.get("role") == ACTIVE and age is not None and age < self.s.lease:
+            self.el.resume_active(int(prev.get("epoch", 0)))
+            self.why = f"sys_manager restarted: resumed ({age:.3f} s after its last stamp)"
+            state.log(APP, f"restarted while active: resuming epoch {prev.get('epoch')}")
+            # the interval continues: no down line, and the resumed line repeats `active`
+            self.role_log.write(ACTIVE, self.el.epoch, self.why)
+            self.published_role, self.why = ACTIVE, None
+            return
+        if died is not None:
+            why = ("sys_manager died while active" if age is not None and age < self.s.lease
+                   else f"sys_manager died while active; restarted {age:.3f} s after its "
+                        f"last stamp (> lease): not resumed")
+            self.role_log.close_dead(why)
+            state.log(APP, why)
 
     # ---- messages -----------------------------------------------------------------
     def _sendto(self, sock, msg, addr):
@@ -167,6 +189,7 @@ class SysManager:
 
     def apply(self, actions, why):
         if "handover" in actions:
+            self.why = f"handover: {why}"
             state.log(APP, f"handing over to {self.s.peer}: {why}")
             self.release_units()
             # heartbeats from hb_seq on say standby; older ones still in flight are stale
@@ -179,6 +202,8 @@ class SysManager:
         now = time.monotonic()
         if self.el.role != self.published_role:
             state.log(APP, f"role {self.published_role} -> {self.el.role} (epoch {self.el.epoch})")
+            self.role_log.write(self.el.role, self.el.epoch, self.why or self._why())
+            self.why = None
             state.write("role", {"role": self.el.role, "epoch": self.el.epoch, "since": time.time(),
                                  "host": self.s.host})
             self.published_role = self.el.role
@@ -198,6 +223,22 @@ class SysManager:
                                         v.state(now, self.s.unit_dead) == "up"), None)
                              for svc in self.s.services},
                 "updated": time.time()})
+
+    def _why(self) -> str:
+        """Why the election moved (the role log's `why`); handovers set theirs in apply."""
+        held, total = len(self.el.units_held()), len(self.s.units)
+        role = self.el.role
+        if role == ACTIVE:
+            return f"holds the lease of {held}/{total} units"
+        if role == "candidate":
+            if self.el.takeover_requested:
+                return "peer asked us to take over"
+            return "peer lost" if not self.el.peer_alive() else "neither active: preferred or peer not ready"
+        if self.published_role == ACTIVE:
+            return f"lost the lease majority (holds {held}/{total} units)"   # rule 2/5
+        if self.published_role == "candidate":
+            return "peer active" if self.el.peer.role == ACTIVE else "not ready"
+        return "started"
 
     def run(self):
         stop = []
@@ -224,6 +265,8 @@ class SysManager:
                 self.views = {u: BoardView() for u in self.s.units}   # learn anew when active
                 self.ordered = {}
             self.publish()
+            if self.el.role == ACTIVE:
+                self.role_log.alive()
             time.sleep(TICK)
         # stopped (service quit or host shutdown): never leave the units leased to a dead manager
         self.apply(self.el.quit(), "stopping")

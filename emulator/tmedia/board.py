@@ -26,7 +26,8 @@ Environment:
                         (2500): a unit cut off from both hosts must be silent on the VoIP
                         network before the host moves its address to the spare
   TMEDIA_DEADLOCK_MS    reboot when the SIP application's heartbeat stops this long (1500)
-  TMEDIA_BOOT_DIR       where the boot record survives reboots (/var/lib/tmedia)
+  TMEDIA_BOOT_DIR       where the boot record and the lease log (lease.jsonl) survive
+                        reboots (/var/lib/tmedia)
   and the SIP application's own variables (unit.py), passed on to it.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Optional
 
 from .app_link import TICK_S, AppLink
 from .control import ControlAgent
+from .lease import LeaseLog
 from .log import log as log_line
 from .monitor import AppWatch, Watchdog
 from .port_probe import PortProbe
@@ -147,9 +149,13 @@ class Board:
         self.assumed_at: Optional[float] = None
         self.apps: list[App] = []
         self.fenced = False
+        # the lease changes for the harness, beside the boot record (survives reboots)
+        self.lease_log = LeaseLog(os.path.join(self.boot_dir, "lease.jsonl"), self.name)
+        self.lease_log.boot()
         self.agent = ControlAgent(self.name, AppCounters(self), log=self.log,
                                   port=int(env.get("TMEDIA_CONTROL_PORT", "7000")),
-                                  host=env.get("TMEDIA_CONTROL_IP", "0.0.0.0"), board=self)
+                                  host=env.get("TMEDIA_CONTROL_IP", "0.0.0.0"), board=self,
+                                  lease_log=self.lease_log)
         self.agent.attach(Stacks(self))
         self.stop = threading.Event()
 

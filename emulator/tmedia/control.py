@@ -22,7 +22,7 @@ import traceback
 from typing import Callable, Optional
 
 from .counters import Counters
-from .lease import Lease
+from .lease import Lease, LeaseLog
 
 MAX_DATAGRAM = 65000
 REACTOR_WAIT_S = 0.5      # how long a control request may wait for sippy's reactor
@@ -101,7 +101,7 @@ class ControlAgent:
     def __init__(self, unit: str, counters: Counters, lease: Optional[Lease] = None,
                  port: int = 7000, host: str = "0.0.0.0",
                  log: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic,
-                 board=None):
+                 board=None, lease_log: Optional[LeaseLog] = None):
         self.unit = unit
         self.counters = counters
         self.lease = lease if lease is not None else Lease(clock)
@@ -118,6 +118,11 @@ class ControlAgent:
         # the board (board.py): kicked by accepted polls (watchdog), adds its fields to
         # every reply (ports, service, boots) and carries out `assume`; None in unit tests
         self.board = board
+        self.lease_log = lease_log           # the lease changes on file (None: not kept)
+
+    def _wall(self, mono: float) -> float:
+        """A clock() instant as wall time (the lease log's stamps compare across containers)."""
+        return self.lease_log.clock() - (self.clock() - mono)
 
     def attach(self, stack) -> None:
         """Give the agent the SIP application (board.AppLink, or None while the unit
@@ -213,6 +218,9 @@ class ControlAgent:
                 res.previous.controller != controller else ""
             self.log(f"lease {res.change} by {controller} epoch={epoch} lease_ms={lease_ms} "
                      f"gateways={[list(g) for g in res.state.gateways]}{prev}")
+            if self.lease_log is not None:
+                self.lease_log.granted(controller, epoch, int(lease_ms), res.change,
+                                       self._wall(res.previous.expires_at) if res.previous else None)
         return dict(ok=True, **self._unit_fields())
 
     def _release(self, msg: dict) -> dict:
@@ -224,6 +232,8 @@ class ControlAgent:
             return {"ok": False, "error": "not controller", "controller": holder.controller}
         if holder is not None:
             self.log(f"lease released by {controller}")
+            if self.lease_log is not None and self.lease_log.held == controller:
+                self.lease_log.ended("released", controller, holder.epoch)
         return {"ok": True}
 
     def _from_controller(self, msg: dict, op: str) -> Optional[dict]:
@@ -314,6 +324,10 @@ class ControlAgent:
     def check_expiry(self) -> None:
         with self._lock:
             st = self.lease.check_expiry()
+            if self.lease_log is not None:
+                if st is not None:
+                    self.lease_log.ended("expired", st.controller, st.epoch, self._wall(st.expires_at))
+                self.lease_log.alive()      # while held: the stamp a dead board leaves
         if st is not None:
             self.log(f"lease expired: {st.controller} epoch={st.epoch} did not poll "
                      f"within {st.lease_ms} ms")

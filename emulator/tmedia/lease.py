@@ -8,10 +8,13 @@ are unit-tested without sockets or sleeps:
 - an accepted poll sets controller, epoch, gateways and the lease;
 - `release` from the current controller clears the lease at once (graceful handover).
 
-Not thread-safe: the control agent serialises access.
+Not thread-safe: the control agent serialises access. `LeaseLog` writes the changes
+down for the harness.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -100,3 +103,76 @@ class Lease:
             return None
         self._expiry_reported = True
         return st
+
+
+class LeaseLog:
+    """The unit's lease changes as JSON lines in the container's own file system, for the
+    harness to read with `docker exec` (a network cut does not hide them):
+    `{"t", "unit", "event": "granted"|"expired"|"released"|"lost", "holder", "epoch", ...}`
+    with time.time() stamps, flushed at once. Renewals are not logged (5 a second).
+
+    The lease lives in the board's memory, so a board that dies (reboot, power-off) ends
+    it without a line: while a lease is held the control agent touches a liveness stamp
+    (`<path>.alive`), and the next boot writes `lost` at that stamp."""
+
+    def __init__(self, path: str, unit: str, clock: Callable[[], float] = time.time):
+        self.path, self.unit, self.clock = path, unit, clock
+        self.stamp_path = path + ".alive"
+        self.held: Optional[str] = None     # the holder of the last line written
+
+    def _write(self, rec: dict) -> dict:
+        rec = {"t": self.clock(), "unit": self.unit, **rec}
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+        return rec
+
+    def boot(self) -> Optional[dict]:
+        """At board start: close a lease the previous run left held. Returns that line."""
+        last = None
+        try:
+            with open(self.path) as f:
+                for raw in f:
+                    try:
+                        last = json.loads(raw)
+                    except ValueError:
+                        pass     # a line torn by the death
+        except FileNotFoundError:
+            return None
+        if not isinstance(last, dict) or last.get("event") != "granted":
+            return None
+        try:
+            stamp = os.stat(self.stamp_path).st_mtime
+        except FileNotFoundError:
+            stamp = 0.0
+        return self._write({"t": max(stamp, float(last.get("t", 0.0))), "event": "lost",
+                            "holder": last.get("holder"), "epoch": last.get("epoch"),
+                            "why": "board restarted while leased"})
+
+    def granted(self, holder: str, epoch, lease_ms: int, change: str,
+                previous_ended_at: Optional[float] = None) -> dict:
+        if self.held is not None and self.held != holder:
+            # the previous lease expired just before this poll, unseen by the expiry check
+            self.ended("expired", self.held, None, previous_ended_at)
+        self.held = holder
+        return self._write({"event": "granted", "holder": holder, "epoch": epoch,
+                            "lease_ms": lease_ms, "change": change})
+
+    def ended(self, event: str, holder: str, epoch, at: Optional[float] = None) -> dict:
+        """`expired` (at: when it ran out, wall clock) or `released`."""
+        self.held = None
+        rec = {"event": event, "holder": holder, "epoch": epoch}
+        if at is not None:
+            rec["t"] = at
+        return self._write(rec)
+
+    def alive(self) -> None:
+        if self.held is None:
+            return
+        t = self.clock()
+        try:
+            os.utime(self.stamp_path, (t, t))
+        except FileNotFoundError:
+            open(self.stamp_path, "a").close()
+            os.utime(self.stamp_path, (t, t))
