@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import post_checks
+from . import post_checks, roles
 from . import verdict as vd
 from .checks import Verdict, check, load_problems
 from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
@@ -23,7 +23,7 @@ from .history import History
 from .probes import oam_auth_check, restarted_check
 from .media import MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
 from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
-from .testbed import HOSTS, Testbed, log
+from .testbed import HOSTS, Testbed, TestbedError, log
 
 RECV_TIMEOUT_S = 8.0
 
@@ -295,10 +295,22 @@ def _run(tb, faults, op, out, history, verdict, result):
         verdict.add(vd.na("post-switchover checks", "no switchover in this operation"))
     verdict.add(oam_auth_check(tb, slave if op.switchover else master))
     # the heal, under load: calls through it are judged like the rest
-    verdict.add(_heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas"))
+    heal_check, heal_calls = _heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas")
+    verdict.add(heal_check)
     watcher.stop()
     verdict.add(_oam_roles_check(watcher, op, master, slave, t_fault))
     result["role_switch_s"] = verdict.checks[-1].data.get("role_switch_s")
+    try:
+        tb.wait_healthy(120, quiet=True)
+        verdict.add(vd.ok("healthy after the heal", "every node back, roles, leases and "
+                                                     "replication as before"))
+    except TestbedError as exc:
+        verdict.add(vd.failed("healthy after the heal", str(exc)))
+    # roles seen without the network: the hosts' and the units' own logs, and SIP
+    views = roles.collect(tb, since=result["t_begin"])
+    for c in roles.judge(views, calls + heal_calls, t_fault, v.t_sw, master,
+                         slave if op.switchover else master, op.switchover, views.read_at):
+        verdict.add(c)
 
 
 def _switchover_check(v: Verdict, op) -> vd.SubCheck:
@@ -318,7 +330,7 @@ def _switchover_check(v: Verdict, op) -> vd.SubCheck:
                                f"{sw:.3f} s after it", **data)
 
 
-def _heal_under_load(tb, faults, op, history, uas_name: str) -> vd.SubCheck:
+def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubCheck, list]:
     """Heal the fault while a second load runs; every call through the heal must be
     accepted and end normally (the returning node must not disturb the system)."""
     # the far end of the routes (sipp-uas:5060): the main load's far end has stopped
@@ -345,6 +357,6 @@ def _heal_under_load(tb, faults, op, history, uas_name: str) -> vd.SubCheck:
     data = {"heal_s": round(healed - t_heal, 2), "calls": len(calls)}
     if probs:
         return vd.failed("heal", f"{len(probs)} calls through the heal not as expected: "
-                                 + "; ".join(probs[:5]), **data)
+                                 + "; ".join(probs[:5]), **data), calls
     return vd.ok("heal", f"healed in {healed - t_heal:.1f} s; {len(calls)} calls through it, "
-                         f"all accepted and ended normally", **data)
+                         f"all accepted and ended normally", **data), calls
