@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from .faults import Fault, exec_checked, wait_for
-from .testbed import SERVICES, UNITS, TestbedError, log
+from .testbed import BOARDS, UNITS, TestbedError, log
 
 
 def unit_status(tb, board: str, host: str | None = None) -> dict:
@@ -27,11 +27,11 @@ def restore_placement(tb) -> None:
     this at the end, so later tests find tmedia-1 and tmedia-2 on their own boards): one
     at a time, reboot the board that holds a unit whose default board is free, and the
     N+1 rule puts it back there (it prefers the default board)."""
-    for _ in range(2 * len(SERVICES) + 1):
+    for _ in range(2 * len(UNITS) + 1):
         pl = placement(tb)
-        if pl == {u: u for u in SERVICES}:
+        if pl == {u: u for u in UNITS}:
             return
-        free = [b for b in UNITS if b not in pl.values()]
+        free = [b for b in BOARDS if b not in pl.values()]
         unit = next((u for u, b in pl.items() if b != u and u in free), None)
         if unit is None:     # every default board is busy: move one unit to the free board
             unit = next(u for u, b in pl.items() if b != u)

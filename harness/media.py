@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .faults import wait_for
+from .util import wait_for
 from .testbed import Testbed, log
 
 
