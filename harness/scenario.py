@@ -10,13 +10,13 @@ from pathlib import Path
 
 from . import post_checks
 from .checks import Verdict, check
-from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
-                     NetworkCut, wait_for)
+from .faults import FaultSet, db_main_host, from_spec  # noqa: F401  (db_main_host: re-exported)
 from .history import History
 from .media import MediaCapture, unit_media_ips
 from .media import summary as media_summary
 from .sipp import DockerExecutor, SippLoad, SippUas
-from .testbed import HOSTS, Testbed, log
+from .testbed import Testbed, log
+from .util import wait_for
 
 RECV_TIMEOUT_S = 8.0
 
@@ -53,37 +53,8 @@ class RoleWatcher(threading.Thread):
         self.join(timeout=5)
 
 
-def db_main_host(tb: Testbed, master: str) -> str:
-    """The host whose MariaDB is the main now (there is no automatic failback)."""
-    ip = tb.oam(master, "/api/v1/status")["database"]["main"]["ip"]
-    return next(h for h in HOSTS if ip in (tb.ip(h, "ctrl-a"), tb.ip(h, "ctrl-b")))
-
-
 def make_fault(tb: Testbed, op, master: str, slave: str):
-    kind = op.fault["kind"]
-    if kind.startswith("mysql_"):
-        # MySQL "on master/slave": the main and the backup database server
-        main = db_main_host(tb, master)
-        target = main if op.fault["target"] == "master" else [h for h in HOSTS if h != main][0]
-    else:
-        target = master if op.fault["target"] == "master" else slave
-    if kind == "kill_process":
-        return KillProcess(tb, host=target, app=op.fault["app"])
-    if kind == "deadlock":
-        return Deadlock(tb, host=target, app=op.fault["app"])
-    if kind == "host_power_off":
-        return HostPowerOff(tb, host=target)
-    if kind == "host_shutdown":
-        return HostShutdown(tb, host=target)
-    if kind == "network_cut":
-        nets = op.fault.get("nets")
-        other = slave if target == master else master
-        peers = tuple(tb.ip(other, n) for n in ("ctrl-a", "ctrl-b")) if op.fault.get("peer") else ()
-        return NetworkCut(tb, host=target, nets=tuple(nets) if nets else None, peers=peers)
-    from . import faults_db   # the database and service faults
-    cls = {"service_quit": faults_db.ServiceQuit, "mysql_shutdown": faults_db.MysqlShutdown,
-           "mysql_kill": faults_db.MysqlKill}[kind]
-    return cls(tb, host=target)
+    return from_spec(tb, op.fault, master, slave)
 
 
 def established_now(load: SippLoad) -> int:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness.faults import HostPowerOff, NetworkCut, wait_for
-from harness.faults_unit import PortDown, UnitAppFault, placement, restore_placement, unit_status
+from harness.faults import (HostPowerOff, NetworkCut, PortDown, UnitAppFault, placement, restore_placement,
+                            unit_status, wait_for)
 from harness.media import MediaCapture
 from harness.calls import bad, run_calls, wait_established
 from harness.testbed import BOARDS, log
