@@ -250,9 +250,14 @@ def test_prepare_puts_the_database_main_back_on_the_masters_host(tb, monkeypatch
     tb.status["database"]["main"]["ip"] = tb.ip("host-b")
     done = []
 
+    role = {"host-a": "replica"}
+
     def ctl(tb_, host, what, action):
+        if action == "status":
+            return {"data": {"agent": {"role": role[host]}}}
         done.append((host, what, action))
         if action == "shutdown":      # the master's replica is promoted
+            role["host-a"] = "main"
             tb.status["database"]["main"]["ip"] = tb.ip("host-a")
         return {"message": "ok", "data": {}}
     monkeypatch.setattr(_host_ctl, "ctl", ctl)

@@ -72,10 +72,18 @@ def restore_db_main(tb: Testbed, host: str, master: str, deadline_s: float = 120
     main = db_main_host(tb, master)
     if main == host:
         return
+
+    def promoted():   # its own agent says so: the clients' view may run ahead of it
+        try:
+            return (ctl(tb, host, "mysql", "status")["data"].get("agent") or {}).get("role") == "main"
+        except TestbedError:
+            return False
     log(f"restoring the database main onto {host}: shutting MySQL down on {main}")
     ctl(tb, main, "mysql", "shutdown")
-    wait_for(lambda: db_main_host(tb, master) == host, 30, f"{host}'s MariaDB promoted", interval=0.3)
-    ctl(tb, main, "mysql", "start")
+    try:
+        wait_for(promoted, 30, f"{host}'s MariaDB promoted", interval=0.3)
+    finally:                      # never leave the other server down
+        ctl(tb, main, "mysql", "start")
     wait_for(lambda: mysql_rejoined(tb, main), deadline_s,
              f"MySQL on {main} rejoined as the replica", interval=0.5)
 
