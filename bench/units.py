@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.faults import FaultSet, HostPowerOff, wait_for  # noqa: E402
-from harness.faults_unit import PortDown, placement, restore_placement, unit_status  # noqa: E402
+from harness.faults import (FaultSet, HostPowerOff, PortDown, placement, restore_placement,  # noqa: E402
+                            unit_status, wait_for)
 from harness.media import MediaCapture  # noqa: E402
 from harness.calls import run_calls as calls, wait_established  # noqa: E402
 from harness.testbed import Testbed  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from .faults import wait_for
+from .util import wait_for
 from .testbed import Testbed, TestbedError
 
 

@@ -2,7 +2,7 @@
 sipp-uac, a far end at sipp-uas, something done while the calls run, and the calls."""
 from __future__ import annotations
 
-from .faults import wait_for
+from .util import wait_for
 from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
 from .testbed import Testbed
 

@@ -26,7 +26,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .faults import wait_for
+from .util import wait_for
 from .oam import Oam
 from .sipp import UAC_XML, CallRecord, DockerExecutor, SippLoad, SippUas
 from .testbed import Testbed, log

@@ -17,13 +17,17 @@ from pathlib import Path
 from . import post_checks, roles
 from . import verdict as vd
 from .checks import Verdict, check, load_problems
-from .faults import (Deadlock, FaultSet, HostPowerOff, HostShutdown, KillProcess,
-                     NetworkCut, wait_for)
+from .faults import FaultSet, db_main_host, from_spec  # noqa: F401  (db_main_host: re-exported)
+from .faults import prepare as prepare_fault
 from .history import History
+from . import unit_ops
+from .arp import GarpCapture, missing_announcements
+from .faults._units import settle
 from .probes import oam_auth_check, restarted_check
 from .media import MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
 from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
-from .testbed import HOSTS, Testbed, TestbedError, log
+from .testbed import Testbed, TestbedError, log
+from .util import wait_for
 
 RECV_TIMEOUT_S = 8.0
 
@@ -60,37 +64,8 @@ class RoleWatcher(threading.Thread):
         self.join(timeout=5)
 
 
-def db_main_host(tb: Testbed, master: str) -> str:
-    """The host whose MariaDB is the main now (there is no automatic failback)."""
-    ip = tb.oam(master, "/api/v1/status")["database"]["main"]["ip"]
-    return next(h for h in HOSTS if ip in (tb.ip(h, "ctrl-a"), tb.ip(h, "ctrl-b")))
-
-
 def make_fault(tb: Testbed, op, master: str, slave: str):
-    kind = op.fault["kind"]
-    if kind.startswith("mysql_"):
-        # MySQL "on master/slave": the main and the backup database server
-        main = db_main_host(tb, master)
-        target = main if op.fault["target"] == "master" else [h for h in HOSTS if h != main][0]
-    else:
-        target = master if op.fault["target"] == "master" else slave
-    if kind == "kill_process":
-        return KillProcess(tb, host=target, app=op.fault["app"])
-    if kind == "deadlock":
-        return Deadlock(tb, host=target, app=op.fault["app"])
-    if kind == "host_power_off":
-        return HostPowerOff(tb, host=target)
-    if kind == "host_shutdown":
-        return HostShutdown(tb, host=target)
-    if kind == "network_cut":
-        nets = op.fault.get("nets")
-        other = slave if target == master else master
-        peers = tuple(tb.ip(other, n) for n in ("ctrl-a", "ctrl-b")) if op.fault.get("peer") else ()
-        return NetworkCut(tb, host=target, nets=tuple(nets) if nets else None, peers=peers)
-    from . import faults_db   # the database and service faults
-    cls = {"service_quit": faults_db.ServiceQuit, "mysql_shutdown": faults_db.MysqlShutdown,
-           "mysql_kill": faults_db.MysqlKill}[kind]
-    return cls(tb, host=target)
+    return from_spec(tb, op.fault, master, slave)
 
 
 # The loads of one operation, one SIPp caller per active unit (ports kept apart from
@@ -231,6 +206,9 @@ def _run(tb, faults, op, out, history, verdict, result):
     master, slave = tb.master(), tb.slave()
     result.update(master=master, slave=slave)
     history.event("note", text=f"operation {op.id}: {op.seed}", master=master, slave=slave)
+    prepare_fault(tb, op.fault, master, slave)   # e.g. the database main back on the master
+    unit = op.unit.target if op.unit else None
+    before = unit_ops.before_fault(tb, unit) if unit else None
     watcher = RoleWatcher(tb, history)
     sipp_dir = tb.dir / "sipp"
     uas = SippUas(DockerExecutor(tb.container("sipp-uas"), sipp_dir, "/work"),
@@ -243,10 +221,11 @@ def _run(tb, faults, op, out, history, verdict, result):
     # each call's media around the fault: RTP from both units, captured at the far end
     capture = MediaCapture(tb, "sipp-uas", units_media_ips(tb, LOAD_UNITS), f"{op.id}-media")
     faults.history = history
+    extra_effects: dict = {}
     watcher.start()
     checks = []
     try:
-        with uas, capture:
+        with uas, capture, _garp_capture(tb, op, before, extra_effects):
             with load:
                 history.event("note", text=f"load {op.load.rate}/s over {', '.join(LOAD_UNITS)}, "
                                            f"hold {op.load.hold_s}s, {load.ncalls} calls")
@@ -254,11 +233,12 @@ def _run(tb, faults, op, out, history, verdict, result):
                          warmup_s + op.load.hold_s + 10,
                          f"{op.load.warmup_established} established calls")
                 fault = make_fault(tb, op, master, slave)
+                fault.settle_in_heal = False      # settled after the calls through the heal
                 established = established_now(load.by_unit.values())
                 t_fault = faults.inject(fault)
-                result.update(t_fault=t_fault, fault_name=fault.name, established_at_fault=established)
-                history.event("fault", action="inject", name=fault.name, t_fault=t_fault,
-                              established=established)
+                result.update(t_fault=t_fault, fault_name=fault.name, fault_target=fault.target,
+                              established_at_fault=established)
+                history.event("note", text=f"{established} calls established at the fault")
                 if op.switchover:
                     wait_for(lambda: watcher.first_active(slave, t_fault), op.max_switchover_s + 10,
                              f"{slave} to become active")
@@ -276,7 +256,9 @@ def _run(tb, faults, op, out, history, verdict, result):
     finally:
         if prepared is not None:          # the fault path failed: close what prepare opened
             prepared.finish(None)
-    lost = frozenset()   # no unit fails in these operations
+        if verdict.error is not None or "t_fault" not in result:
+            watcher.stop()
+    lost = unit_ops.lost_ok(calls, unit_of, unit, t_fault, op.unit.calls) if unit else frozenset()
     v = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
               max_switchover_s=op.max_switchover_s, min_transient=1 if op.switchover else 0,
               lost_ok=lost)
@@ -286,9 +268,14 @@ def _run(tb, faults, op, out, history, verdict, result):
     verdict.add(_calls_check("calls", v, extra,
                              f"transient expected {'accepted' if op.transient == 'accept' else 'dropped'}"))
     verdict.add(_switchover_check(v, op))
-    result.update(classes=v.classes, switchover_s=v.switchover_s, unit_of=unit_of)
-    verdict.add(judge_media(capture.streams(), t_fault, kept_across(calls, t_fault, lost),
-                            gap_bound_ms(op.fault["kind"])))
+    result.update(classes=v.classes, switchover_s=v.switchover_s, unit_of=unit_of,
+                  lost=sorted(lost))
+    streams = capture.streams()
+    verdict.add(_media_check(tb, op, streams, calls, unit_of, lost, t_fault, extra_effects))
+    if unit:
+        verdict.add(unit_ops.recovery_check(calls, unit_of, unit, t_fault, op.unit.calls,
+                                            op.max_switchover_s))
+        verdict.add(unit_ops.effect_check(tb, op.fault["kind"], unit, before, t_fault, extra_effects))
     if op.switchover:
         verdict.add(_post_checks(checks, "post-switchover checks"))
     else:
@@ -302,6 +289,8 @@ def _run(tb, faults, op, out, history, verdict, result):
     result["role_switch_s"] = verdict.checks[-1].data.get("role_switch_s")
     try:
         tb.wait_healthy(120, quiet=True)
+        if unit:
+            settle(tb)      # the units back on their default boards for the next operation
         verdict.add(vd.ok("healthy after the heal", "every node back, roles, leases and "
                                                      "replication as before"))
     except TestbedError as exc:
@@ -311,6 +300,49 @@ def _run(tb, faults, op, out, history, verdict, result):
     for c in roles.judge(views, calls + heal_calls, t_fault, v.t_sw, master,
                          slave if op.switchover else master, op.switchover, views.read_at):
         verdict.add(c)
+
+
+class _garp_capture:
+    """For a bond port fault: gratuitous ARP captured on the port the bond moves to."""
+
+    def __init__(self, tb, op, before, out: dict):
+        self.cap = None
+        if op.fault["kind"] in ("bond_port_down", "bond_port_silent") and before:
+            bond = (before["status"].get(before["board"], {}).get("status") or {}).get("bond") or {}
+            new = "vp2" if bond.get("active_port") == "vp1" else "vp1"
+            self.cap = GarpCapture(tb, before["board"], new, name=op.id)
+            self.bond, self.out = bond, out
+            out["new_port"] = new
+
+    def __enter__(self):
+        if self.cap:
+            self.cap.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cap:
+            self.cap.__exit__(*exc)
+            self.out["garp_missing"] = missing_announcements(
+                self.cap.announced(), self.bond.get("addresses", []), self.bond.get("mac", ""))
+
+
+def _media_check(tb, op, streams, calls, unit_of, lost, t_fault, effects) -> vd.SubCheck:
+    """Media of the calls kept across the fault; for a lost voice path, the calls on it
+    lose theirs (not moved, as the seed says): only the other unit's calls and the
+    surviving path are judged, and where the unit's new calls' media went is recorded."""
+    bound = gap_bound_ms(op.fault["kind"])
+    if op.fault["kind"] != "voice_path_cut":
+        return judge_media(streams, t_fault, kept_across(calls, t_fault, lost), bound)
+    unit, path = op.unit.target, op.fault.get("path") or 101
+    lost_ip = tb.ip(unit, f"vlan{path}")
+    other_ip = tb.ip(unit, f"vlan{203 - path}")
+    others = [c for c in calls if unit_of.get(c.call_id) != unit]
+    # new calls through the unit, set up once the probes had time to see the path down
+    settled = t_fault + 2.5
+    effects["new_on_lost"] = sum(1 for st in streams if st.key[0] == lost_ip and st.times[0] > settled)
+    effects["new_on_other"] = sum(1 for st in streams if st.key[0] == other_ip and st.times[0] > settled)
+    return judge_media([st for st in streams if st.key[0] != lost_ip], t_fault,
+                       kept_across(others, t_fault, lost), bound)
 
 
 def _switchover_check(v: Verdict, op) -> vd.SubCheck:

@@ -24,8 +24,8 @@ from . import compose
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "testbed.yml"
 HOSTS = ("host-a", "host-b")
-UNITS = ("tmedia-1", "tmedia-2", "tmedia-3")      # the boards
-SERVICES = ("tmedia-1", "tmedia-2")               # the units' VoIP interfaces (tmedia-3: spare)
+BOARDS = ("tmedia-1", "tmedia-2", "tmedia-3")     # the boards (containers)
+UNITS = ("tmedia-1", "tmedia-2")                  # the units' VoIP interfaces (tmedia-3: spare)
 
 
 def image_tag() -> str:
@@ -192,18 +192,18 @@ class Testbed:
             problems.append(f"active hosts: {active or 'none'}")
         else:
             units = live[active[0]]["units"]
-            unheld = [u for u in UNITS if not units.get(u, {}).get("held")]
+            unheld = [u for u in BOARDS if not units.get(u, {}).get("held")]
             if unheld:
                 problems.append(f"units not under control of {active[0]}: {unheld}")
             services = live[active[0]].get("services", {})
-            unserved = [u for u in SERVICES if not services.get(u)]
+            unserved = [u for u in UNITS if not services.get(u)]
             if unserved:
                 problems.append(f"unit interfaces not served: {unserved}")
-            bonds = [u for u in UNITS if not ((units.get(u, {}).get("status") or {}).get("bond") or {})
+            bonds = [u for u in BOARDS if not ((units.get(u, {}).get("status") or {}).get("bond") or {})
                      .get("up")]
             if bonds:
                 problems.append(f"bond down on {bonds}")
-            apps = [u for u in UNITS if (units.get(u, {}).get("status") or {}).get("serves")
+            apps = [u for u in BOARDS if (units.get(u, {}).get("status") or {}).get("serves")
                     and (units[u]["status"].get("rtp_packets") is None)]
             if apps:
                 problems.append(f"SIP application not ready on {apps}")
@@ -315,7 +315,7 @@ class Testbed:
             rows.append(("db backup", "up" if b.get("reachable") else "down", "backup", "",
                          f"{b['ip']} io {rep.get('io_running')} sql {rep.get('sql_running')} "
                          f"gtid {b.get('gtid')}"))
-        for u in UNITS:
+        for u in BOARDS:
             info = (units or {}).get(u, {}) if db else {}
             s = info.get("status") or {}
             bond = s.get("bond") or {}

@@ -1,19 +1,24 @@
 """Loads and validates scenarios/matrix.yaml; a malformed file is a clear error naming the
-entry and the field, never a half-run matrix."""
+entry and the field, never a half-run matrix. What a fault entry may say comes from the
+fault registry (harness.faults): its kinds, their parameters and their switchover bounds."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from harness.faults import REGISTRY, FaultSpecError, Timers, validate
+from harness.testbed import UNITS
+
 MATRIX = Path(__file__).with_name("matrix.yaml")
-FAULT_KINDS = {"kill_process": {"target", "app"}, "deadlock": {"target", "app"},
-               "host_power_off": {"target"}, "host_shutdown": {"target"},
-               "network_cut": {"target"}, "service_quit": {"target"},
-               "mysql_shutdown": {"target"}, "mysql_kill": {"target"}}
-TARGETS = {"master", "slave"}
-APPS = {"tboamapp", "toolpack_sys_manager", "toolpack_engine", "gateway"}
+FAULT_KINDS = {kind: set(cls.params) for kind, cls in REGISTRY.items()}
+OP_KEYS = {"id", "seed", "fault", "switchover", "transient", "load", "max_switchover_s", "unit",
+           "expect"}
+REQUIRED = ("id", "seed", "fault", "switchover", "transient")
+LOAD_KEYS = ("rate", "hold_s", "warmup_established", "after_s")
+CALLS = ("lost", "kept")
 
 
 class MatrixError(ValueError):
@@ -29,6 +34,15 @@ class Load:
 
 
 @dataclass(frozen=True)
+class UnitOutcome:
+    """A unit-level operation: which unit fails and what happens to its established
+    calls (lost, as on the real system, when the unit fails; kept otherwise). Calls on
+    the other unit are always kept."""
+    target: str
+    calls: str
+
+
+@dataclass(frozen=True)
 class Operation:
     id: str
     seed: str
@@ -37,60 +51,112 @@ class Operation:
     transient: str
     load: Load
     max_switchover_s: float
+    unit: UnitOutcome | None = None
+    expect: str | None = None
 
 
-def _load(d: dict, where: str) -> Load:
-    try:
-        load = Load(float(d["rate"]), float(d["hold_s"]), int(d["warmup_established"]),
-                    float(d["after_s"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MatrixError(f"{where}: load needs numeric rate, hold_s, warmup_established, "
-                          f"after_s ({exc!r})") from None
+def _number(d: dict, key: str, where: str, cast):
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (cast is int and not isinstance(v, int)):
+        raise MatrixError(f"{where}: load.{key} must be {'an integer' if cast is int else 'a number'}, "
+                          f"not {v!r}")
+    return cast(v)
+
+
+def _load(d, where: str) -> Load:
+    if not isinstance(d, dict):
+        raise MatrixError(f"{where}: load must be a mapping")
+    unknown = sorted(set(d) - set(LOAD_KEYS))
+    if unknown:
+        raise MatrixError(f"{where}: load.{unknown[0]}: unknown key (known: {', '.join(LOAD_KEYS)})")
+    missing = [k for k in LOAD_KEYS if k not in d]
+    if missing:
+        raise MatrixError(f"{where}: load needs numeric {', '.join(LOAD_KEYS)} (missing {missing})")
+    load = Load(*(_number(d, k, where, int if k == "warmup_established" else float) for k in LOAD_KEYS))
     if load.rate <= 0 or load.hold_s <= 0:
         raise MatrixError(f"{where}: load rate and hold_s must be positive")
     return load
 
 
-def parse(text: str, source: str = "matrix.yaml") -> list[Operation]:
+def _unit(entry: dict, cls, where: str) -> UnitOutcome | None:
+    if not cls.unit_level:
+        if "unit" in entry:
+            raise MatrixError(f"{where}: unit: only for a unit-level fault kind, not {cls.kind}")
+        return None
+    u = entry.get("unit")
+    if not isinstance(u, dict):
+        raise MatrixError(f"{where}: unit: required for kind {cls.kind}, a mapping "
+                          f"{{target: <unit>, calls: lost|kept}}")
+    unknown = sorted(set(u) - {"target", "calls"})
+    if unknown:
+        raise MatrixError(f"{where}: unit.{unknown[0]}: unknown key (known: target, calls)")
+    if u.get("target") not in UNITS:
+        raise MatrixError(f"{where}: unit.target must be one of {', '.join(UNITS)}, not {u.get('target')!r}")
+    if u["target"] != entry["fault"]["target"]:
+        raise MatrixError(f"{where}: unit.target {u['target']!r} is not fault.target "
+                          f"{entry['fault']['target']!r}")
+    if u.get("calls") not in CALLS:
+        raise MatrixError(f"{where}: unit.calls must be lost or kept, not {u.get('calls')!r}")
+    return UnitOutcome(u["target"], u["calls"])
+
+
+def _operation(entry, i: int, source: str, defaults: dict, timers: Timers, seen: set) -> Operation:
+    where = f"{source}: operation #{i + 1}"
+    if not isinstance(entry, dict):
+        raise MatrixError(f"{where}: expected a mapping")
+    missing = [k for k in REQUIRED if k not in entry]
+    if missing:
+        raise MatrixError(f"{where}: missing {missing}")
+    if not isinstance(entry["id"], str):
+        raise MatrixError(f"{where}: id must be a string, not {entry['id']!r}")
+    where = f"{source}: operation {entry['id']!r}"
+    unknown = sorted(set(entry) - OP_KEYS)
+    if unknown:
+        raise MatrixError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(sorted(OP_KEYS))})")
+    if entry["id"] in seen:
+        raise MatrixError(f"{where}: duplicate id")
+    seen.add(entry["id"])
+    for key in ("seed", "expect"):
+        if key in entry and not isinstance(entry[key], str):
+            raise MatrixError(f"{where}: {key} must be a string, not {entry[key]!r}")
+    try:
+        cls, _ = validate(entry["fault"])
+    except FaultSpecError as exc:
+        raise MatrixError(f"{where}: {exc}") from None
+    if entry["transient"] not in ("accept", "drop"):
+        raise MatrixError(f"{where}: transient must be 'accept' or 'drop', not {entry['transient']!r}")
+    if not isinstance(entry["switchover"], bool):
+        raise MatrixError(f"{where}: switchover must be true or false, not {entry['switchover']!r}")
+    unit = _unit(entry, cls, where)
+    load = _load({**(defaults.get("load") or {}), **(entry.get("load") or {})}, where)
+    # the bound follows from the kind and the HA timers; an operation may override it
+    bound = entry.get("max_switchover_s", cls.max_switchover_s(timers))
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound <= 0:
+        raise MatrixError(f"{where}: max_switchover_s must be a positive number, not {bound!r}")
+    return Operation(entry["id"], entry["seed"], dict(entry["fault"]), entry["switchover"],
+                     entry["transient"], load, float(bound), unit, entry.get("expect"))
+
+
+def parse(text: str, source: str = "matrix.yaml", timers: Timers | None = None) -> list[Operation]:
+    """`timers`: the HA timers the bounds derive from (default: the environment's, as
+    `make testbed-up` passes them to the containers)."""
+    timers = timers or Timers.from_env(os.environ)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MatrixError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("operations"), list):
         raise MatrixError(f"{source}: expected a mapping with an 'operations' list")
+    unknown = sorted(set(doc) - {"defaults", "operations"})
+    if unknown:
+        raise MatrixError(f"{source}: {unknown[0]}: unknown key (known: defaults, operations)")
     defaults = doc.get("defaults") or {}
-    ops, seen = [], set()
-    for i, entry in enumerate(doc["operations"]):
-        where = f"{source}: operation #{i + 1}"
-        if not isinstance(entry, dict):
-            raise MatrixError(f"{where}: expected a mapping")
-        missing = {"id", "seed", "fault", "switchover", "transient"} - entry.keys()
-        if missing:
-            raise MatrixError(f"{where}: missing {sorted(missing)}")
-        where = f"{source}: operation {entry['id']!r}"
-        if entry["id"] in seen:
-            raise MatrixError(f"{where}: duplicate id")
-        seen.add(entry["id"])
-        fault = entry["fault"]
-        if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
-            raise MatrixError(f"{where}: fault.kind must be one of {sorted(FAULT_KINDS)}")
-        absent = FAULT_KINDS[fault["kind"]] - fault.keys()
-        if absent:
-            raise MatrixError(f"{where}: fault needs {sorted(absent)}")
-        if fault.get("target") not in TARGETS:
-            raise MatrixError(f"{where}: fault.target must be master or slave")
-        if "app" in FAULT_KINDS[fault["kind"]] and fault["app"] not in APPS:
-            raise MatrixError(f"{where}: fault.app must be one of {sorted(APPS)}")
-        if entry["transient"] not in ("accept", "drop"):
-            raise MatrixError(f"{where}: transient must be 'accept' or 'drop'")
-        if not isinstance(entry["switchover"], bool):
-            raise MatrixError(f"{where}: switchover must be true or false")
-        load = _load({**(defaults.get("load") or {}), **(entry.get("load") or {})}, where)
-        ops.append(Operation(entry["id"], str(entry["seed"]), dict(fault), entry["switchover"],
-                             entry["transient"], load,
-                             float(entry.get("max_switchover_s", defaults.get("max_switchover_s", 5)))))
-    return ops
+    if not isinstance(defaults, dict) or set(defaults) - {"load"}:
+        raise MatrixError(f"{source}: defaults: a mapping with only 'load' (the bounds come "
+                          f"from each fault kind)")
+    seen: set = set()
+    return [_operation(e, i, source, defaults, timers, seen) for i, e in enumerate(doc["operations"])]
 
 
-def load(path: Path = MATRIX) -> list[Operation]:
-    return parse(path.read_text(), path.name)
+def load(path: Path = MATRIX, timers: Timers | None = None) -> list[Operation]:
+    return parse(path.read_text(), path.name, timers)

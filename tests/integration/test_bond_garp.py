@@ -2,7 +2,7 @@
 in a capture on that port), so a switch that never flushes its table still learns it."""
 from harness.arp import GarpCapture, missing_announcements
 from harness.faults import wait_for
-from harness.faults_unit import PortDown, unit_status
+from harness.faults import PortDown, unit_status
 
 
 def test_bond_failover_announces_every_address_on_the_new_port(testbed, faults):

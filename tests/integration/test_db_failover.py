@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from harness.faults import wait_for
-from harness.faults_db import MysqlKill, MysqlShutdown
+from harness.faults import MysqlKill, MysqlShutdown, wait_for
 from harness.testbed import HOSTS
 
 from .test_db_helpers import (Probe, add_account, db_roles, delete_accounts, failover_times,

@@ -3,8 +3,7 @@ container): clear errors, init outliving its services, the Toolpack service quit
 started again, and a restarted host whose database rejoins."""
 import time
 
-from harness.faults import wait_for
-from harness.faults_db import MysqlKill, ServiceQuit, ctl
+from harness.faults import MysqlKill, ServiceQuit, ctl, wait_for
 from harness.testbed import HOSTS
 
 from .test_db_helpers import add_account, db_roles, delete_accounts, wait_same_rows

@@ -12,8 +12,7 @@ import time
 
 import pymysql
 
-from harness.faults import NetworkCut, wait_for
-from harness.faults_db import MysqlKill
+from harness.faults import MysqlKill, NetworkCut, wait_for
 
 from .test_db_helpers import (account_names, connect, db_roles, record_result,
                               semi_sync_counters, wait_same_rows)

@@ -7,8 +7,7 @@ import time
 
 import httpx
 
-from harness.faults import wait_for
-from harness.faults_db import MysqlKill
+from harness.faults import MysqlKill, wait_for
 
 from .test_db_helpers import (account_names, db_roles, delete_accounts, oam_client,
                               record_result, semi_sync_counters, wait_same_rows)

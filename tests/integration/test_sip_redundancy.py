@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.faults import HostPowerOff, NetworkCut, wait_for
-from harness.faults_unit import restore_placement
+from harness.faults import HostPowerOff, NetworkCut, restore_placement, wait_for
 from harness.sipp import SCENARIO_DIR, DockerExecutor, SippLoad, SippUas
 from harness.testbed import log
 

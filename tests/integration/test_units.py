@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from harness.faults import HostPowerOff, NetworkCut, wait_for
-from harness.faults_unit import PortDown, UnitAppFault, placement, restore_placement, unit_status
+from harness.faults import (HostPowerOff, NetworkCut, PortDown, UnitAppFault, placement, restore_placement,
+                            unit_status, wait_for)
 from harness.media import MediaCapture
 from harness.calls import bad, run_calls, wait_established
-from harness.testbed import UNITS, log
+from harness.testbed import BOARDS, log
 
 
 def status(tb):
@@ -29,7 +29,7 @@ def original_placement(testbed):
 def test_three_units_two_serve_one_is_spare_all_under_control(testbed):
     st = status(testbed)
     assert st["services"] == {"tmedia-1": "tmedia-1", "tmedia-2": "tmedia-2"}
-    for b in UNITS:
+    for b in BOARDS:
         info = st["units"][b]
         s = info["status"]
         assert info["held"] and s["controller"] == testbed.master(), (b, info)
@@ -110,7 +110,7 @@ def test_both_ports_down_the_spare_takes_over_and_answers_calls(testbed, faults)
 
 def test_unit_killed_its_address_moves_to_the_spare_and_it_returns_as_spare(testbed, faults):
     holder = placement(testbed)["tmedia-2"]
-    spare = next(b for b in UNITS if b not in placement(testbed).values())
+    spare = next(b for b in BOARDS if b not in placement(testbed).values())
     fault = HostPowerOff(testbed, host=holder)
     faults.inject(fault)
     wait_for(lambda: placement(testbed)["tmedia-2"] == spare, 20, f"{spare} to serve tmedia-2")
@@ -185,13 +185,13 @@ def test_polling_back_in_time_the_watchdog_does_nothing(testbed, faults):
 
 
 def test_a_host_switchover_never_trips_the_watchdog(testbed, faults):
-    boots = {b: unit_status(testbed, b)["boots"] for b in UNITS}
+    boots = {b: unit_status(testbed, b)["boots"] for b in BOARDS}
     master = testbed.master()
     faults.inject(HostPowerOff(testbed, host=master))
     wait_for(lambda: testbed.roles().get(next(h for h in ("host-a", "host-b") if h != master)) == "active",
              20, "the switchover")
     time.sleep(6)     # observation window past the watchdog timeout (5 s): a trip would be a reboot
-    after = {b: unit_status(testbed, b)["boots"] for b in UNITS}
+    after = {b: unit_status(testbed, b)["boots"] for b in BOARDS}
     assert after == boots
 
 

@@ -5,8 +5,7 @@ redundancy (item 4): a caller configured with both SIP stacks' addresses reaches
 second when the first is unreachable."""
 from __future__ import annotations
 
-from harness.faults import NetworkCut
-from harness.faults_unit import placement, unit_status
+from harness.faults import NetworkCut, placement, unit_status
 from harness.sipp import UAC_FAILOVER_XML, DockerExecutor, SippLoad, SippUas, failover_args
 from harness.testbed import log
 

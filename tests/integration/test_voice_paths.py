@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import time
 
-from harness.faults import NetworkCut, wait_for
-from harness.faults_unit import placement, unit_status
+from harness.faults import NetworkCut, placement, unit_status, wait_for
 from harness.media import MediaCapture
 from harness.sipp import DockerExecutor, SippLoad, SippUas
 from harness.testbed import log
