@@ -452,6 +452,12 @@ class Checks:
             target = long[0]
             wait_for(lambda: any(c["call_id"] == target.call_id
                                  for c in self.oam.get("/calls")["calls"]), 5, "the call listed")
+            if own is None:
+                # close between two re-INVITE rounds: a BYE crossing one would make the
+                # caller abort on the 487 instead of hearing the network's BYE
+                t = time.time()
+                wait_for(lambda: self.rounds_after([target], t), 2 * REINVITE_EVERY_S + 5,
+                         f"a re-INVITE round of {target.call_id} to close it after")
             self.oam.delete(f"/calls/{target.call_id}")
             src = own or self.p.long
             rec = wait_for(lambda: next((c for c in src.calls() if c.call_id == target.call_id
@@ -497,7 +503,7 @@ class Checks:
         slave = next(h for h in ("host-a", "host-b") if h != self.oam.host)
         down = self.host_down(slave)
         if down:
-            raise NotApplicable(f"{down}: its Toolpack service cannot apply Run / Don't Run")
+            raise NotApplicable(f"{down}: Run / Don't Run cannot take effect there")
         before = self.app_pids(slave)
         if len(before) != 1:
             raise AssertionError(f"{APP_TO_TOGGLE} on {slave}: processes {before} before the check, "
