@@ -51,7 +51,8 @@ UAS_A = dict(port=5070, media_port=6200, control_port=8870)
 UAS_B = dict(port=5071, media_port=6300, control_port=8871)
 LONG_UAC = dict(port=5072, media_port=6400, control_port=8872)
 UAC = dict(port=5073, media_port=6500, control_port=8873)
-LONG_HOLD_S = 900                   # outlives any switchover and the checks
+LONG_HOLD_S = 900                   # outlives any switchover and the checks (SIPp bound;
+                                    # uac_reinvite.xml holds for 450 rounds of 2 s)
 LONG_CALLS = 3
 APP_TO_TOGGLE = "toolpack_engine"   # on the slave: stopping it disturbs no call
 UAC_REINVITE_XML = SCENARIO_DIR / "uac_reinvite.xml"
