@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import post_checks, roles
+from . import logscan, post_checks, roles
 from . import verdict as vd
 from .checks import Verdict, check, load_problems
 from .faults import FaultSet, db_main_host, from_spec  # noqa: F401  (db_main_host: re-exported)
@@ -280,6 +280,11 @@ def _run(tb, faults, op, out, history, verdict, result):
         verdict.add(_post_checks(checks, "post-switchover checks"))
     else:
         verdict.add(vd.na("post-switchover checks", "no switchover in this operation"))
+    if op.fault["kind"].startswith("mysql_"):
+        # calls never touch the database: only configuration work proves the switch to the
+        # backup ("Toolpack will automatically switch to using the backup DB")
+        verdict.add(_post_checks(post_checks.run_config_checks(tb),
+                                 "configuration checks with the database server down"))
     verdict.add(oam_auth_check(tb, slave if op.switchover else master))
     # the heal, under load: calls through it are judged like the rest
     heal_check, heal_calls = _heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas")
@@ -295,11 +300,27 @@ def _run(tb, faults, op, out, history, verdict, result):
                                                      "replication as before"))
     except TestbedError as exc:
         verdict.add(vd.failed("healthy after the heal", str(exc)))
+    verdict.add(_logs_check(tb, op, result["t_begin"]))
     # roles seen without the network: the hosts' and the units' own logs, and SIP
     views = roles.collect(tb, since=result["t_begin"])
     for c in roles.judge(views, calls + heal_calls, t_fault, v.t_sw, master,
                          slave if op.switchover else master, op.switchover, views.read_at):
         verdict.add(c)
+
+
+GRACEFUL = ("kill_process", "deadlock", "service_quit", "host_shutdown")   # the old master hands over
+DB_MAIN_MAY_GO = ("mysql_kill", "mysql_shutdown", "host_power_off", "host_shutdown", "network_cut")
+
+
+def _logs_check(tb, op, since: float) -> vd.SubCheck:
+    """The seed's "verify that there are no errors": no traceback, ERROR or CRITICAL in
+    any host's or unit's log since the operation began, and its expected events there."""
+    kind = op.fault["kind"]
+    expect = list(logscan.expected(kind, app=op.fault.get("app", "")))
+    if op.switchover:
+        expect += logscan.switchover_events(kind in GRACEFUL)
+    allow = logscan.MAIN_DB_LOST if kind in DB_MAIN_MAY_GO else ()
+    return logscan.scan(tb, since, expect=expect, allow=allow)
 
 
 class _garp_capture:

@@ -105,6 +105,7 @@ class CallRecord:
     final_t: float | None = None      # final response to the INVITE
     answer_t: float | None = None     # 2xx to the INVITE
     final_code: int | None = None
+    final_reason: str | None = None   # reason phrase of that response ("" when it has none)
     bye_sent_t: float | None = None   # the caller's BYE
     bye_ok_t: float | None = None     # 200 to the caller's BYE
     bye_code: int | None = None       # final response to the caller's BYE
@@ -153,6 +154,16 @@ class TraceLine:
         """Status code for a response, None for a request."""
         if self.first_line.startswith("SIP/2.0 "):
             return int(self.first_line.split()[1])
+        return None
+
+    @property
+    def reason(self) -> str | None:
+        """Reason phrase of a response ("" when the status line has none), None for a
+        request: it tells refusals with the same code apart (a disabled SIP stack's 503
+        from a switchover's)."""
+        if self.first_line.startswith("SIP/2.0 "):
+            parts = self.first_line.split(" ", 2)
+            return parts[2].strip() if len(parts) > 2 else ""
         return None
 
 
@@ -286,7 +297,7 @@ def build_calls(lines: list[TraceLine], side: str,
         # Responses travel against the request they answer.
         if ln.method == "INVITE" and ln.cseq == invite_cseq.get(ln.call_id) \
                 and ln.direction != caller and code >= 200 and r.final_code is None:
-            r.final_code, r.final_t = code, ln.t
+            r.final_code, r.final_t, r.final_reason = code, ln.t, ln.reason
             if code < 300:
                 r.answer_t = ln.t
         elif ln.method == "BYE" and ln.cseq == bye_cseq.get(ln.call_id) \

@@ -101,8 +101,8 @@ def test_every_kind_is_one_module_named_after_it():
 
 
 def test_the_unit_level_kinds_of_the_matrix_are_registered():
-    assert {"unit_power_off", "voip_ports_down", "bond_port_down", "voice_path_cut", "unit_ctrl_cut",
-            "unit_app_crash", "unit_unpolled"} == {k for k, c in REGISTRY.items() if c.unit_level}
+    assert {"unit_power_off", "voip_ports_down", "bond_port_down", "bond_port_silent", "voice_path_cut",
+            "unit_ctrl_cut", "unit_app_crash", "unit_unpolled"} == {k for k, c in REGISTRY.items() if c.unit_level}
 
 
 def test_a_kind_registered_twice_is_an_error():
@@ -189,7 +189,9 @@ def test_a_unit_target_resolves_to_the_board_serving_it(tb, kind):
     if kind == "unit_ctrl_cut":
         spec["nets"] = ["ctrl-a"]
     f = from_spec(tb, spec, "host-a", "host-b")
-    assert f.target == "tmedia-3" and f.serving == "tmedia-1"
+    # a silent port is made in the switch (its target); the board it hits is its unit
+    board = f.unit if kind == "bond_port_silent" else f.target
+    assert board == "tmedia-3" and f.serving == "tmedia-1"
 
 
 def test_unit_network_kinds_cut_what_they_say(tb):
@@ -337,8 +339,8 @@ def test_each_distinct_sweep_runs_once_containers_first_services_last(monkeypatc
     order = [c.kind for c in faults.sweeps()]
     assert order[0] == "host_power_off" and order[-1] == "service_quit"
     assert order.index("mysql_kill") < order.index("service_quit")
-    assert set(order) == {"host_power_off", "bond_port_down", "deadlock", "network_cut", "mysql_kill",
-                          "service_quit"}
+    assert set(order) == {"host_power_off", "bond_port_down", "bond_port_silent", "deadlock", "network_cut",
+                          "mysql_kill", "service_quit"}
     ran = []
     for cls in faults.sweeps():
         monkeypatch.setattr(cls, "sweep", classmethod(lambda c, tb, k=cls.kind: ran.append(k)))

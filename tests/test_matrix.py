@@ -90,6 +90,7 @@ WRONG_TYPES = {
     "unit_power_off": ("{kind: unit_power_off, target: [tmedia-1]}", "fault.target: must be str"),
     "voip_ports_down": ("{kind: voip_ports_down, target: 1}", "fault.target: must be str"),
     "bond_port_down": ("{kind: bond_port_down, target: tmedia-1, port: 1}", "fault.port: must be str"),
+    "bond_port_silent": ("{kind: bond_port_silent, target: tmedia-1, port: [vp1]}", "fault.port: must be str"),
     "voice_path_cut": ("{kind: voice_path_cut, target: tmedia-1, path: '101'}", "fault.path: must be int"),
     "unit_ctrl_cut": ("{kind: unit_ctrl_cut, target: tmedia-1, nets: ctrl-a}", "fault.nets: must be a list"),
     "unit_app_crash": ("{kind: unit_app_crash, target: true}", "fault.target: must be str"),

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.sipp import (LocalExecutor, SippLoad, SippUas, TraceError, join_far_end,
-                          parse_aborts, parse_logs, parse_shortmsg, read_agent_dir)
+from harness.sipp import (LocalExecutor, SippLoad, SippUas, TraceError, build_calls,
+                          join_far_end, parse_aborts, parse_logs, parse_shortmsg, read_agent_dir)
 
 FIX = Path(__file__).parent / "fixtures" / "sipp"
 
@@ -50,6 +50,26 @@ def test_rejected_503_is_failed_and_ended():
         assert (c.outcome, c.final_code, c.answer_t, c.ended) == ("failed", 503, None, True)
         assert "unexpected message" in c.abort and c.far_bye is False
     assert {leg.outcome for leg in uas} == {"failed"}
+
+
+def test_final_reason_is_the_status_lines_reason_phrase(tmp_path):
+    uac, _ = case("rejected")
+    assert {c.final_reason for c in uac} == {"Service Unavailable"}
+    ok, _ = case("ok")
+    assert {c.final_reason for c in ok} == {"OK"}
+    # a refusal's own words (the unit's disabled SIP stack), and a status line without any
+    t0 = 1795598065.0
+    rows = [("S", "a@h", "CSeq:1 INVITE", "INVITE sip:9500@10.0.0.1:5060 SIP/2.0"),
+            ("R", "a@h", "CSeq:1 INVITE", "SIP/2.0 100 Trying"),
+            ("R", "a@h", "CSeq:1 INVITE", "SIP/2.0 503 Service Unavailable (SIP stack disabled)"),
+            ("S", "b@h", "CSeq:1 INVITE", "INVITE sip:9501@10.0.0.1:5060 SIP/2.0"),
+            ("R", "b@h", "CSeq:1 INVITE", "SIP/2.0 486")]
+    short = tmp_path / "short.log"
+    short.write_text("".join(f"2026-11-25\t09:14:25.{i:06d}\t{t0 + i / 1e6:.6f}\t{d}\t{cid}\t{cseq}\t{first}\n"
+                             for i, (d, cid, cseq, first) in enumerate(rows)))
+    a, b = build_calls(parse_shortmsg(short), "uac")
+    assert (a.final_code, a.final_reason) == (503, "Service Unavailable (SIP stack disabled)")
+    assert (b.final_code, b.final_reason) == (486, "")
 
 
 def test_no_answer_is_unanswered_and_ended_by_timeout():

@@ -13,6 +13,10 @@ stack's plumbing in sip_stack.py.
   gateway's code in `rDone`, or hands sippy `Routing:host:port` results, and sippy's
   own `rDone` checks the A-leg is still trying, builds the `B2BRoute`s and places the
   B-leg (`placeOriginate`); a failed or silent B-leg moves on to the next route.
+- In the dialog, sippy relays a re-INVITE whose SDP changed to the other leg and the
+  far end's answer back (CCEventUpdate, then CCEventConnect), and answers one with the
+  same SDP, and any OPTIONS, itself: a re-INVITE with a new SDP version is what shows a
+  call still open end to end (harness/post_checks.py, scenarios/sipp/uac_reinvite.xml).
 """
 from __future__ import annotations
 
