@@ -200,3 +200,24 @@ def test_a_busy_reactor_gives_a_refusal_in_time():
     w.unit.attach(FakeStack([], busy=True))
     assert "busy" in w.unit.handle({"op": "calls"})["error"]
     assert "busy" in w.unit.handle({"op": "close", "controller": "host-a", "call_id": "x"})["error"]
+
+
+def test_a_board_that_says_it_serves_a_unit_gets_that_units_stacks_at_once():
+    """A spare told to `assume` a unit reports it in its status before the sys_manager's
+    published view says so: the sync must configure it from the board's own word (else
+    its SIP stacks refuse calls, "SIP stack disabled", until the view catches up)."""
+    w = World()
+    w.engine.serves = lambda board: None          # the sys_manager's view: still a spare
+    handle = w.unit.handle
+
+    def board_says(msg):                          # the board adds what it serves
+        reply = handle(msg)
+        return dict(reply, serves="tmedia-1") if msg["op"] == "status" else reply
+    w.unit.handle = board_says
+    w.engine.step()                                # reload: configured as a spare (0 stacks)
+    assert status(w)["stacks"] == []
+    w.engine.next_sync = 0
+    w.engine.step()                                # the sync sees the board serve tmedia-1
+    st = status(w)
+    assert st["config"]["unit"] == "tmedia-1"
+    assert {s["kind"] for s in st["stacks"]} == {"SIP", "SS7", "ISDN"}

@@ -58,18 +58,22 @@ class Engine:
         info = (state.read("sysmgr").get("units") or {}).get(board) or {}
         return info["serves"] if "serves" in info else board
 
-    def configure_msg(self, unit: str) -> dict:
+    def configure_msg(self, unit: str, served=...) -> dict:
+        """`served`: what the board itself says it serves (its status reply), which is
+        newer than the sys_manager's published view: a spare told to `assume` a unit
+        must get that unit's stacks at once, not the spare's empty configuration."""
         snap = self.snapshot
-        served = self.serves(unit)
+        if served is ...:
+            served = self.serves(unit)
         return {"op": "configure", "controller": self.s.host, "version": self.version,
                 "config": snap["config"], "routes": len(snap["routes"]), "unit": served,
                 "stacks": snap["stacks"].get(served, []) if served else [],
                 # trunks are the board's own lines: they never move to the spare
                 "trunks": snap["trunks"].get(unit, [])}
 
-    def push(self, unit: str) -> str:
+    def push(self, unit: str, served=...) -> str:
         """Configure one unit with the loaded version: "ok" or why not."""
-        reply = self.request_fn(self.unit_addrs(unit), self.configure_msg(unit), UNIT_TIMEOUT)
+        reply = self.request_fn(self.unit_addrs(unit), self.configure_msg(unit, served), UNIT_TIMEOUT)
         info = self.units[unit]
         if reply is None:
             info["error"] = "no answer"
@@ -93,7 +97,7 @@ class Engine:
             self.units[unit]["version"] = have
             # a rebooted board, or one that took over another unit (N+1): push again
             if have != self.version or cfg.get("unit", unit) != reply.get("serves", unit):
-                self.push(unit)
+                self.push(unit, reply.get("serves", unit))
 
     # ---- reload ---------------------------------------------------------------------
     def use_version(self, version: int) -> None:
