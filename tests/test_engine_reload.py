@@ -221,3 +221,21 @@ def test_a_board_that_says_it_serves_a_unit_gets_that_units_stacks_at_once():
     st = status(w)
     assert st["config"]["unit"] == "tmedia-1"
     assert {s["kind"] for s in st["stacks"]} == {"SIP", "SS7", "ISDN"}
+
+
+def test_a_configuration_made_for_another_unit_does_not_refuse_calls():
+    """The spare, configured as a spare (no stacks), takes a unit over: until its
+    configuration for that unit arrives it does not answer "SIP stack disabled"."""
+    class Board:
+        serves = "tmedia-1"
+
+        def fields(self):
+            return {}
+    w = World()
+    w.engine.serves = lambda board: None          # configured as a spare: no stacks
+    w.engine.step()
+    assert w.unit.admission() == (503, "Service Unavailable (SIP stack disabled)")
+    w.unit.board = Board()                        # now serving tmedia-1, not configured for it
+    assert w.unit.admission() is None
+    Board.serves = None                           # back to the spare's own configuration
+    assert w.unit.admission() == (503, "Service Unavailable (SIP stack disabled)")

@@ -139,9 +139,14 @@ class ControlAgent:
     def admission(self) -> Optional[tuple]:
         """None when new calls are accepted, else (code, reason) to refuse them with.
         Before any `configure` the unit accepts calls; after one, it needs an enabled SIP
-        stack. Called on sippy's reactor: reads one reference, takes no lock."""
+        stack. A configuration made for another unit than the one the board serves now (a
+        spare that just took a unit over, configured as a spare) is no configuration of
+        this unit's stacks yet: it does not refuse. Called on sippy's reactor: reads
+        references, takes no lock."""
         cfg = self.config
-        if cfg is None or any(s["kind"] == "SIP" and s["enabled"] for s in cfg["stacks"]):
+        serves = getattr(self.board, "serves", None) if self.board is not None else None
+        if cfg is None or (serves is not None and cfg.get("unit") != serves) \
+                or any(s["kind"] == "SIP" and s["enabled"] for s in cfg["stacks"]):
             return None
         return (503, "Service Unavailable (SIP stack disabled)")
 
