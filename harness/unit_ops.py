@@ -123,7 +123,7 @@ def effect_check(tb, kind: str, unit: str, before: dict, t_fault: float, extra: 
                                    f"{board}: trunks have no HA, they must go down with it")
         return vd.ok(name, f"{unit} moved from {board} to {now}; {board}'s trunks "
                            f"{sorted(theirs)} did not move")
-    if kind == "bond_port_down":
+    if kind in ("bond_port_down", "bond_port_silent"):
         missing = extra.get("garp_missing")
         if missing is None:
             return vd.unknown(name, "no capture of the new port")
