@@ -91,7 +91,7 @@ def run_dir(request) -> Path:
 
 
 @pytest.fixture(scope="session")
-def testbed(request):
+def testbed(request, run_dir):
     from .faults import heal_all
     from .testbed import Testbed
 
@@ -99,7 +99,7 @@ def testbed(request):
     attached = tb.running()
     if attached:
         heal_all(tb)       # a killed earlier run may have left a fault behind
-    tb.up()
+    tb.up(logs_dir=run_dir / "bringup-logs")
     yield tb
     if not attached and not request.config.getoption("--tb-keep"):
         tb.down()

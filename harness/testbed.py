@@ -258,8 +258,12 @@ class Testbed:
                 out.append(c.name)
         return out
 
-    def up(self, deadline_s: float = 180.0) -> None:
+    def up(self, deadline_s: float = 180.0, logs_dir: Path | None = None) -> None:
+        """Bring the project up (or attach) and wait until healthy. A bring-up that fails
+        saves every node's log to `logs_dir` (default runs/bringup-<time>/) and tears down
+        what it started, then raises; an attached testbed is never torn down."""
         self.ensure_images()
+        started = False
         if self.running():
             log(f"project {self.project} already running: attaching")
             stale = self.stale_containers()
@@ -271,10 +275,29 @@ class Testbed:
                 self.compose("down", "-v", "--remove-orphans", check=False)
             self._write_env()
             log(f"starting project {self.project} on {self.env['TB_NET']}.0.0/16")
-            self.compose("up", "-d")
+            started = True
         t0 = time.monotonic()
-        self.wait_healthy(deadline_s)
+        try:
+            if started:
+                self.compose("up", "-d")
+            self.wait_healthy(deadline_s)
+        except BaseException:
+            if started:
+                out = self.save_logs(logs_dir or ROOT / "runs" / f"bringup-{time.strftime('%Y%m%d-%H%M%S')}")
+                log(f"bring-up failed: logs saved in {out}; removing project {self.project}")
+                self.down()
+            raise
         log(f"healthy after {time.monotonic() - t0:.1f} s")
+
+    def save_logs(self, out: Path) -> Path:
+        """Every container's log (stdout and stderr, with timestamps) into `out`."""
+        out.mkdir(parents=True, exist_ok=True)
+        for c in self.containers():
+            try:
+                (out / f"{c.name}.log").write_bytes(c.logs(timestamps=True))
+            except docker.errors.APIError as exc:
+                (out / f"{c.name}.log").write_text(f"logs unavailable: {exc}\n")
+        return out
 
     def down(self) -> None:
         if self.env_file.exists() or self.containers():
