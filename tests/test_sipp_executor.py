@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from tools import needs
+
 from harness.sipp import DockerExecutor, LocalExecutor, SippLoad, SippUas, _bound, _poll_until
 from test_sipp_parse import _free_udp_base  # tests/ is on sys.path (no package)
 
@@ -59,8 +61,9 @@ def test_bound_joins_proc_tables():
     assert not _bound(5061, net, "lrwx 3 -> socket:[4242]\n")
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None or shutil.which("bash") is None,
-                    reason="sipp (Debian sip-tester) and bash needed")
+@needs("sipp", "Debian sip-tester")
+@pytest.mark.skipif(shutil.which("bash") is None,
+                    reason="bash needed")
 def test_docker_executor_plumbing(tmp_path):
     b = _free_udp_base(11)
     client, container = FakeClient(), FakeContainer()
@@ -81,7 +84,7 @@ def test_docker_executor_plumbing(tmp_path):
     assert [c.outcome for c in load.calls(far_end=uas)] == ["completed"] * 2
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) not on PATH")
+@needs("sipp", "Debian sip-tester")
 def test_docker_executor_sigterm_when_calls_stay_open(tmp_path):
     b = _free_udp_base(11)
     client, container = FakeClient(), FakeContainer()

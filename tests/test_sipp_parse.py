@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tools import needs
+
 from harness.sipp import (LocalExecutor, SippLoad, SippUas, TraceError, build_calls,
                           join_far_end, parse_aborts, parse_logs, parse_shortmsg, read_agent_dir)
 
@@ -157,7 +159,7 @@ def _free_udp_base(span):
     raise RuntimeError("no free UDP port range")
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) not on PATH")
+@needs("sipp", "Debian sip-tester")
 def test_live_uac_uas_local(tmp_path):
     # SIP 0/1, UAS RTP echo 2 (+2 = 4), UAC media 6 (+2), control 9/10
     b = _free_udp_base(11)
@@ -175,7 +177,7 @@ def test_live_uac_uas_local(tmp_path):
     assert {leg.orig for leg in legs} == {c.call_id for c in calls}
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) not on PATH")
+@needs("sipp", "Debian sip-tester")
 def test_live_failover_to_the_second_address_when_the_first_is_silent(tmp_path):
     from harness.sipp import UAC_FAILOVER_XML, failover_args
     b = _free_udp_base(12)

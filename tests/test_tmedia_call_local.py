@@ -32,10 +32,12 @@ from pathlib import Path
 
 import pytest
 
+from tools import needs
+
 REPO = Path(__file__).resolve().parents[1]
 SIPP = shutil.which("sipp")
 PCAP = "/usr/share/sip-tester/g711a.pcap"
-needs_sipp = pytest.mark.skipif(SIPP is None, reason="sipp (Debian package sip-tester) is not on PATH")
+needs_sipp = needs("sipp", "Debian package sip-tester")
 
 GATEWAY_NAME = "gw-test"
 HOLD_MS = 2000
