@@ -1,8 +1,12 @@
-"""The checker on recorded histories (tests/fixtures/histories, no Docker).
+"""The checker on histories the harness really wrote (tests/fixtures/histories, made
+by record.py from recorded matrix runs through harness.history; no Docker):
 
-Each history: 1 call/s held 8 s, host-a master until the fault at T0+10
-(kill gateway on host-a), calls 1-2 over before it, 3-10 established, 11-16
-set up after it; see the "note" event of each file.
+- switchover_kill_gateway: kill the master gateway under 5 calls/s over tmedia-1 and
+  tmedia-2, host-a to host-b, transient calls "drop";
+- unit_power_off: tmedia-1's board powered off, the spare takes tmedia-1 over, no host
+  switchover; tmedia-1's calls until then are lost, as on the real system.
+
+Each defect is made by changing one recorded call, then the verdict must name it.
 """
 from dataclasses import replace
 from pathlib import Path
@@ -17,193 +21,183 @@ FIX = Path(__file__).parent / "fixtures" / "histories"
 
 
 def scenario(name):
+    """(main-load calls, t_fault, old master) of a recorded operation."""
     events = history.load(FIX / f"{name}.jsonl")
     (fault,) = history.of_kind(events, "fault", action="inject")
-    return history.calls(events), fault.t, fault["node"]
+    master = next(e["master"] for e in events if e.kind == "note" and "master" in e.fields)
+    calls = [c for c in history.calls(events) if "-heal-" not in c.call_id]
+    return calls, fault["t_fault"], master
 
 
-def cid(n):
-    return f"{n}-4242-uac-a1b2c3@172.28.3.31"
+def of_class(v, cls):
+    return [cid for cid, k in v.classes.items() if k == cls]
 
 
-def with_call(calls, n, **changes):
-    return [replace(c, **changes) if c.call_id == cid(n) else c for c in calls]
+def with_call(calls, cid, **changes):
+    return [replace(c, **changes) if c.call_id == cid else c for c in calls]
 
 
 def reasons(verdict):
     return {(v.call_id, v.reason) for v in verdict.violations}
 
 
-def test_clean_switchover_passes():
-    calls, t_fault, old = scenario("clean")
-    v = check(calls, t_fault, old, "accept", max_switchover_s=10)
+def clean():
+    calls, t_fault, old = scenario("switchover_kill_gateway")
+    return calls, t_fault, old, check(calls, t_fault, old, "drop", max_switchover_s=1.2)
+
+
+def test_recorded_switchover_passes_with_its_classes():
+    calls, t_fault, old, v = clean()
     assert_ok(v)
-    assert {k: v.counts[k] for k in CLASSES} == {"before": 2, "established": 8, "transient": 3,
-                                                  "new": 3}
-    assert v.switchover_s == pytest.approx(3.2)
-    assert_switchover_within(v, 5)
-    assert v.classes[cid(13)] == "transient" and v.classes[cid(14)] == "new"
+    assert v.counts["established"] >= 30 and v.counts["transient"] >= 1 and v.counts["new"] > 50
+    assert sum(v.counts[c] for c in CLASSES) == len(calls)
+    assert 0 < v.switchover_s <= 1.2
+    assert_switchover_within(v, 1.2)
+    new = of_class(v, "new")
+    assert all(c.gateway == "host-b" for c in calls if c.call_id in new)
 
 
 def test_established_call_bye_481_fails_naming_it():
-    calls, t_fault, old = scenario("clean")
-    calls = with_call(calls, 5, bye_code=481, bye_ok_t=None, outcome="dropped")
-    v = check(calls, t_fault, old, "accept")
-    assert not v.ok
-    assert reasons(v) == {(cid(5), "BYE answered 481")}
-    assert v.violations[0].cls == "established"
-    with pytest.raises(AssertionError, match=cid(5)):
-        assert_ok(v)
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "established")[0]
+    bad = check(with_call(calls, cid, bye_code=481, bye_ok_t=None, outcome="dropped"),
+                t_fault, old, "drop")
+    assert reasons(bad) == {(cid, "BYE answered 481")}
+    assert bad.violations[0].cls == "established"
+    with pytest.raises(AssertionError, match=cid):
+        assert_ok(bad)
 
 
 def test_established_call_bye_lost_at_far_end_fails():
-    calls, t_fault, old = scenario("clean")
-    v = check(with_call(calls, 7, far_bye=False), t_fault, old, "accept")
-    assert reasons(v) == {(cid(7), "far end never received the BYE")}
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "established")[3]
+    bad = check(with_call(calls, cid, far_bye=False), t_fault, old, "drop")
+    assert reasons(bad) == {(cid, "far end never received the BYE")}
 
 
 def test_established_call_released_by_network_fails():
-    calls, t_fault, old = scenario("clean")
-    c = next(c for c in calls if c.call_id == cid(4))
-    calls = with_call(calls, 4, peer_bye_t=t_fault + 1, bye_sent_t=None, bye_code=None,
-                      bye_ok_t=None, outcome="dropped")
-    v = check(calls, t_fault, old, "accept")
-    assert reasons(v) == {(cid(4), "released by the network (BYE received)")}
-    assert c.answer_t < t_fault
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "established")[1]
+    bad = check(with_call(calls, cid, peer_bye_t=t_fault + 1, bye_sent_t=None, bye_code=None,
+                          bye_ok_t=None, outcome="dropped"), t_fault, old, "drop")
+    assert reasons(bad) == {(cid, "released by the network (BYE received)")}
 
 
-def test_new_call_failing_after_switchover_fails():
-    calls, t_fault, old = scenario("clean")
-    c15 = next(c for c in calls if c.call_id == cid(15))
-    calls = with_call(calls, 15, answer_t=None, final_code=503, final_t=c15.invite_t + 0.1,
-                      gateway=None, outcome="failed", bye_sent_t=None, bye_ok_t=None, bye_code=None)
-    v = check(calls, t_fault, old, "accept")
-    assert reasons(v) == {(cid(15), "rejected with 503")}
-    assert v.violations[0].cls == "new"
+def test_new_call_refused_after_the_switchover_fails_with_its_reason():
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "new")[5]
+    c = next(c for c in calls if c.call_id == cid)
+    bad = check(with_call(calls, cid, answer_t=None, final_code=503, final_reason="Service Unavailable",
+                          final_t=c.invite_t + 0.1, gateway=None, outcome="failed", bye_sent_t=None,
+                          bye_ok_t=None, bye_code=None), t_fault, old, "drop")
+    assert reasons(bad) == {(cid, "rejected with 503 Service Unavailable")}
+    assert bad.violations[0].cls == "new"
 
 
-def test_transient_drops_pass_under_drop():
-    calls, t_fault, old = scenario("transient_dropped")
-    v = check(calls, t_fault, old, "drop")
-    assert_ok(v)
-    assert v.counts["transient"] == 3 and v.switchover_s == pytest.approx(3.2)
+def _drop_transient(calls, cid, code):
+    c = next(c for c in calls if c.call_id == cid)
+    return with_call(calls, cid, answer_t=None, final_code=code, final_t=c.invite_t + 0.05,
+                     gateway=None, outcome="failed" if code else "unanswered", bye_sent_t=None,
+                     bye_ok_t=None, bye_code=None, abort=None if code else "receive timeout")
 
 
-def test_transient_drops_fail_under_accept():
-    calls, t_fault, old = scenario("transient_dropped")
-    v = check(calls, t_fault, old, "accept")
-    assert {c for c, _ in reasons(v)} == {cid(11), cid(12)}
-    assert (cid(11), "rejected with 503") in reasons(v)
-    assert all(x.cls == "transient" for x in v.violations)
+def test_transient_dropped_503_or_unanswered_passes_under_drop_fails_under_accept():
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "transient")[0]
+    for code in (503, None):
+        dropped = _drop_transient(calls, cid, code)
+        v2 = check(dropped, t_fault, old, "drop", max_switchover_s=1.2)
+        assert_ok(v2)
+        assert v2.counts["transient_dropped"] == 1
+        assert v2.drop_codes == {str(code) if code else "no answer": 1}
+        assert {c for c, _ in reasons(check(dropped, t_fault, old, "accept"))} == {cid}
+
+
+def test_transient_dropped_with_other_than_503_fails_under_drop():
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "transient")[0]
+    bad = check(_drop_transient(calls, cid, 486), t_fault, old, "drop")
+    assert [(x.call_id, x.cls) for x in bad.violations] == [(cid, "transient")]
+    assert "only get 503 or no answer" in bad.violations[0].reason
+    assert bad.drop_codes == {"486": 1}
 
 
 def test_transient_answered_then_lost_fails_even_under_drop():
-    calls, t_fault, old = scenario("transient_dropped")
-    v = check(with_call(calls, 13, bye_code=None, bye_ok_t=None, outcome="dropped"),
-              t_fault, old, "drop")
-    assert reasons(v) == {(cid(13), "BYE got no response")}
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "transient")[0]
+    bad = check(with_call(calls, cid, bye_code=None, bye_ok_t=None, outcome="dropped"),
+                t_fault, old, "drop")
+    assert reasons(bad) == {(cid, "BYE got no response")}
 
 
 def test_hung_call_fails_under_drop():
-    calls, t_fault, old = scenario("transient_dropped")
-    v = check(with_call(calls, 12, ended=False, abort=None), t_fault, old, "drop")
-    assert reasons(v) == {(cid(12), "never ended (hung, unanswered)")}
+    calls, t_fault, old, v = clean()
+    cid = of_class(v, "new")[0]
+    bad = check(with_call(calls, cid, ended=False, abort=None), t_fault, old, "drop")
+    assert reasons(bad) == {(cid, f"never ended (hung, completed)")}
 
 
-def test_no_switchover_fails():
-    calls, t_fault, old = scenario("no_switchover")
-    v = check(calls, t_fault, old, "drop", max_switchover_s=10)
+def test_no_call_answered_by_the_new_master_is_no_switchover():
+    calls, t_fault, old, _ = clean()
+    stuck = [replace(c, gateway=old) for c in calls]
+    v = check(stuck, t_fault, old, "drop", max_switchover_s=1.2)
     assert v.switchover_s is None and v.counts["new"] == 0
-    assert {r for c, r in reasons(v) if c is None} == {
-        "no switchover: no call set up after the fault was answered by a gateway other than host-a",
-        "no new call: the load was too small to prove anything"}
+    assert (None, "no switchover: no call set up after the fault was answered by a gateway "
+                  "other than host-a") in reasons(v)
+    assert (None, "no new call: the load was too small to prove anything") in reasons(v)
 
 
 def test_switchover_too_slow_fails():
-    calls, t_fault, old = scenario("clean")
-    v = check(calls, t_fault, old, "accept", max_switchover_s=2.0)
-    assert reasons(v) == {(None, "switchover took 3.200s > 2.0s")}
+    calls, t_fault, old, v = clean()
+    slow = check(calls, t_fault, old, "drop", max_switchover_s=v.switchover_s / 2)
+    assert {r for c, r in reasons(slow) if c is None} == {
+        f"switchover took {v.switchover_s:.3f}s > {v.switchover_s / 2}s"}
 
 
-def test_no_switchover_expected_any_gateway_counts():
-    # e.g. kill the slave's gateway: host-a keeps answering.
-    calls, t_fault, _ = scenario("clean")
-    calls = [replace(c, gateway="host-a") for c in calls]
-    v = check(calls, t_fault, None, "accept", switchover_expected=False)
-    assert_ok(v)
-    assert v.switchover_s == pytest.approx(3.2)
+def test_switchover_with_too_few_transient_calls_fails():
+    calls, t_fault, old, v = clean()
+    n = v.counts["transient"]
+    few = check(calls, t_fault, old, "drop", max_switchover_s=1.2, min_transient=n + 1)
+    assert (None, f"{n} transient calls, fewer than {n + 1}: nothing proven about calls in "
+                  f"setup") in reasons(few)
+    assert check(calls, t_fault, old, "drop", max_switchover_s=1.2, min_transient=n).ok
 
 
 def test_no_established_call_fails():
-    calls, t_fault, old = scenario("clean")
+    calls, t_fault, old, _ = clean()
     late = [c for c in calls if c.invite_t > t_fault]
-    v = check(late, t_fault, old, "accept")
+    v = check(late, t_fault, old, "drop")
     assert (None, "no established call: the load was too small to prove anything") in reasons(v)
 
 
 def test_bad_arguments():
-    calls, t_fault, old = scenario("clean")
+    calls, t_fault, old, _ = clean()
     with pytest.raises(ValueError, match="transient"):
         check(calls, t_fault, old, "maybe")
     with pytest.raises(ValueError, match="old_master"):
         check(calls, t_fault, None, "accept")
 
 
-def test_history_round_trip(tmp_path):
-    calls, _, _ = scenario("clean")
-    with History(tmp_path / "h.jsonl") as h:
-        ev = h.event("fault", action="inject", name="kill gateway", node="host-a")
-        h.call(calls[0])
-        h.event("note", text="done")
-        with pytest.raises(ValueError, match="kind"):
-            h.event("bogus")
-    events = history.load(tmp_path / "h.jsonl")
-    assert [e.kind for e in events] == ["fault", "call", "note"]
-    assert events[0].t == ev.t and events[0]["node"] == "host-a"
-    assert history.calls(events) == [calls[0]]
+def unit1(calls):
+    return {c.call_id for c in calls if "-uac-tmedia-1-" in c.call_id}
 
 
-def test_history_bad_line_names_it(tmp_path):
-    p = tmp_path / "h.jsonl"
-    p.write_text('{"t": 1.0, "kind": "note"}\n{"t": 2.0, "kind": "oops"}\n')
-    with pytest.raises(ValueError, match=r"h\.jsonl:2: .*oops"):
-        history.load(p)
-
-
-def test_transient_dropped_with_other_than_503_fails_under_drop():
-    # "will drop transient calls" allows 503 or no answer, not any refusal
-    calls, t_fault, old = scenario("transient_dropped")
-    c11 = next(c for c in calls if c.call_id == cid(11))
-    assert c11.final_code == 503
-    v = check(with_call(calls, 11, final_code=486), t_fault, old, "drop")
-    assert [(x.call_id, x.cls) for x in v.violations] == [(cid(11), "transient")]
-    assert "only get 503 or no answer" in v.violations[0].reason
-    assert v.drop_codes.get("486") == 1
-
-
-def test_transient_counts_accepted_and_dropped_with_codes():
-    calls, t_fault, old = scenario("transient_dropped")
-    v = check(calls, t_fault, old, "drop")
-    assert v.counts["transient_accepted"] + v.counts["transient_dropped"] == v.counts["transient"]
-    assert sum(v.drop_codes.values()) == v.counts["transient_dropped"] > 0
-
-
-def test_switchover_with_too_few_transient_calls_fails():
-    calls, t_fault, old = scenario("clean")
-    v = check(calls, t_fault, old, "accept", max_switchover_s=10, min_transient=4)
-    assert (None, "3 transient calls, fewer than 4: nothing proven about calls in setup") in reasons(v)
-    assert check(calls, t_fault, old, "accept", max_switchover_s=10, min_transient=3).ok
-
-
-def test_calls_of_a_failed_unit_are_counted_lost_not_violations():
-    calls, t_fault, old = scenario("clean")
-    calls = with_call(calls, 5, bye_code=None, bye_ok_t=None, outcome="dropped")
-    assert not check(calls, t_fault, old, "accept", max_switchover_s=10).ok
-    v = check(calls, t_fault, old, "accept", max_switchover_s=10, lost_ok=frozenset({cid(5)}))
-    assert v.ok and v.counts["lost"] == 1
-    # a call of the failed unit that completed is not counted lost
-    assert check(calls, t_fault, old, "accept", max_switchover_s=10,
-                 lost_ok=frozenset({cid(6)})).counts["lost"] == 0
+def test_recorded_unit_power_off_lost_calls_only_with_lost_ok():
+    from harness.unit_ops import lost_ok
+    calls, t_fault, master = scenario("unit_power_off")
+    unit_of = {c.call_id: ("tmedia-1" if c.call_id in unit1(calls) else "tmedia-2") for c in calls}
+    strict = check(calls, t_fault, master, "drop", switchover_expected=False, max_switchover_s=6)
+    assert not strict.ok and {x.call_id for x in strict.violations if x.call_id} <= unit1(calls)
+    lost = lost_ok(calls, unit_of, "tmedia-1", t_fault, "lost")
+    v = check(calls, t_fault, master, "drop", switchover_expected=False, max_switchover_s=6,
+              lost_ok=lost)
+    assert_ok(v)
+    assert v.counts["lost"] > 0 and lost <= unit1(calls)
+    # a call of the unit that kept running is never allowed to be lost
+    kept = next(c for c in calls if unit_of[c.call_id] == "tmedia-2" and c.answer_t and c.answer_t < t_fault)
+    bad = check(with_call(calls, kept.call_id, bye_code=None, bye_ok_t=None, outcome="dropped"),
+                t_fault, master, "drop", switchover_expected=False, max_switchover_s=6, lost_ok=lost)
+    assert reasons(bad) == {(kept.call_id, "BYE got no response")}
 
 
 def _steady(t_fault, rate=1.0, before=10, after=12):
@@ -234,3 +228,42 @@ def test_load_problems_count_mismatch_warmup_and_stall_fail():
     probs = load_problems(short, len(short), t, warmup_established=5, established=8,
                           after_s=12, rate=1.0)
     assert any("the window is 12 s" in p for p in probs)
+
+
+def test_recorded_load_proves_its_counts():
+    calls, t_fault, old, v = clean()
+    assert load_problems(calls, len(calls), t_fault, warmup_established=30,
+                         established=v.counts["established"], after_s=12, rate=5) == []
+
+
+def test_history_round_trip(tmp_path):
+    calls, _, _ = scenario("switchover_kill_gateway")
+    with History(tmp_path / "h.jsonl") as h:
+        ev = h.event("fault", action="inject", name="kill gateway", node="host-a")
+        h.call(calls[0])
+        h.event("note", text="done")
+        with pytest.raises(ValueError, match="kind"):
+            h.event("bogus")
+    events = history.load(tmp_path / "h.jsonl")
+    assert [e.kind for e in events] == ["fault", "call", "note"]
+    assert events[0].t == ev.t and events[0]["node"] == "host-a"
+    assert history.calls(events) == [calls[0]]
+
+
+def test_history_bad_line_names_it(tmp_path):
+    p = tmp_path / "h.jsonl"
+    p.write_text('{"t": 1.0, "kind": "note"}\n{"t": 2.0, "kind": "oops"}\n')
+    with pytest.raises(ValueError, match=r"h\.jsonl:2: .*oops"):
+        history.load(p)
+
+
+def test_recorded_defect_the_spare_refusing_a_call_after_it_took_over_is_caught():
+    """Recorded on this testbed before the fix of the engine's configuration of a spare
+    that just took a unit over: a call after the recovery refused 503 "SIP stack
+    disabled" (the unit configured as the spare it had been)."""
+    from harness.unit_ops import lost_ok
+    calls, t_fault, master = scenario("unit_power_off_spare_refused")
+    unit_of = {c.call_id: ("tmedia-1" if c.call_id in unit1(calls) else "tmedia-2") for c in calls}
+    v = check(calls, t_fault, master, "drop", switchover_expected=False, max_switchover_s=6,
+              lost_ok=lost_ok(calls, unit_of, "tmedia-1", t_fault, "lost"))
+    assert [x.reason for x in v.violations] == ["rejected with 503 Service Unavailable (SIP stack disabled)"]
