@@ -59,14 +59,20 @@ def unauthorized_routes(replies: dict[tuple[str, str], int], public=("/healthz",
 
 
 def oam_auth_check(tb: Testbed, host: str) -> vd.SubCheck:
-    """Every route of the host's OpenAPI schema refuses a request without the token."""
-    base = f"http://{tb.ip(host, 'ctrl-a')}:8080"
-    try:
-        schema = httpx.get(f"{base}/openapi.json", timeout=3).json()
-        replies = {(m, p): httpx.request(m, base + p, timeout=3, json={} if m in ("POST", "PUT", "PATCH")
-                                         else None).status_code for m, p in _routes(schema)}
-    except (httpx.HTTPError, ValueError) as exc:
-        return vd.unknown("OAM refuses requests without a token", f"{host}: {exc}")
+    """Every route of the host's OpenAPI schema refuses a request without the token (over
+    ctrl-a, else ctrl-b: one control network may be the fault)."""
+    errors = []
+    for net in ("ctrl-a", "ctrl-b"):
+        base = f"http://{tb.ip(host, net)}:8080"
+        try:
+            schema = httpx.get(f"{base}/openapi.json", timeout=3).json()
+            replies = {(m, p): httpx.request(m, base + p, timeout=3, json={} if m in ("POST", "PUT", "PATCH")
+                                             else None).status_code for m, p in _routes(schema)}
+            break
+        except (httpx.HTTPError, ValueError) as exc:
+            errors.append(f"{net}: {exc}")
+    else:
+        return vd.unknown("OAM refuses requests without a token", f"{host}: {'; '.join(errors)}")
     if not replies:
         return vd.unknown("OAM refuses requests without a token", f"{host}: no route in its schema")
     bad = unauthorized_routes(replies)
