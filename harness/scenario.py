@@ -205,7 +205,7 @@ def _run(tb, faults, op, out, history, verdict, result):
                          warmup_s + op.load.hold_s + 10,
                          f"{op.load.warmup_established} established calls")
                 fault = make_fault(tb, op, master, slave)
-                fault.settle_in_heal = False      # settled after the calls through the heal
+                # (settled after the calls through the heal: fault.settle_in_heal stays off)
                 established = established_now(load.by_unit.values())
                 t_fault = faults.inject(fault)
                 result.update(t_fault=t_fault, fault_name=fault.name, fault_target=fault.target,

@@ -6,9 +6,13 @@ Calls (matrix field `unit: {target: <unit>, calls: lost|kept}`):
 1. `lost`: the unit fails (powered off, both VoIP ports down, its SIP application
    crashed, no host polling it). Its calls set up before it recovered are lost, as on
    the real system: they may end in any way and are counted and reported as lost.
-   Recovery = the first call through the unit's address set up after the fault and
-   answered (by the spare, or the rebooted unit); it must come within the operation's
-   `max_switchover_s`, and every later call through the unit must be accepted.
+   Recovery = the first call answered through the unit's address among those set up
+   after the first call since the fault that shows the unit down (it failed, or its
+   answer waited more than SLOW_S: SIPp retransmitting until the spare or the rebooted
+   unit answers); a call answered in the instant before the unit really went down is no
+   recovery. It must come within
+   the operation's `max_switchover_s`, and every later call through the unit must be
+   accepted.
 2. `kept`: nothing of the unit's calls may be lost (a bond port, one control network,
    one voice path: signalling is untouched, media only where the path survives).
 3. Calls through the other unit are always kept.
@@ -27,9 +31,24 @@ from .probes import boot_record
 LOST_KINDS = ("unit_power_off", "voip_ports_down", "unit_app_crash", "unit_unpolled")
 
 
+SLOW_S = 1.0     # an answer this late waited for the unit (SIPp retransmitting the INVITE)
+
+
+def _down_evidence(c) -> bool:
+    """The call shows the unit not serving: it failed, or its answer waited."""
+    return not (c.outcome == "completed" and c.far_bye is not False) or \
+        (c.answer_t is not None and c.answer_t - c.invite_t > SLOW_S)
+
+
 def _first_answered(calls, unit_of: dict, unit: str, t_fault: float):
-    return min((c for c in calls if unit_of.get(c.call_id) == unit
-                and c.invite_t >= t_fault and c.answer_t is not None),
+    """The recovering call: the first call through `unit` answered among those set up
+    after the first call since the fault that shows the unit down (failed, or answered
+    only after waiting): a call answered in the instant before the unit really went down
+    is no recovery. With no such call, the first answered at all."""
+    mine = [c for c in calls if unit_of.get(c.call_id) == unit and c.invite_t >= t_fault]
+    down = min((c.invite_t for c in mine if _down_evidence(c)), default=None)
+    return min((c for c in mine if c.answer_t is not None
+                and (down is None or c.invite_t > down)),
                key=lambda c: c.answer_t, default=None)
 
 

@@ -267,3 +267,21 @@ def test_recorded_defect_the_spare_refusing_a_call_after_it_took_over_is_caught(
     v = check(calls, t_fault, master, "drop", switchover_expected=False, max_switchover_s=6,
               lost_ok=lost_ok(calls, unit_of, "tmedia-1", t_fault, "lost"))
     assert [x.reason for x in v.violations] == ["rejected with 503 Service Unavailable (SIP stack disabled)"]
+
+
+@pytest.mark.parametrize("name", ["unit_unpolled_answered_then_down",
+                                  "unit_voip_ports_down_answered_then_down"])
+def test_recorded_a_call_answered_just_before_the_unit_went_down_is_no_recovery(name):
+    """Recorded in CI: a call through tmedia-1 answered right after the fault, before the
+    unit really went down, was taken for its recovery, so its loss and the refusals
+    after it were judged as violations."""
+    from harness.unit_ops import lost_ok, recovery
+    calls, t_fault, master = scenario(name)
+    unit_of = {c.call_id: ("tmedia-1" if c.call_id in unit1(calls) else "tmedia-2") for c in calls}
+    lost = lost_ok(calls, unit_of, "tmedia-1", t_fault, "lost")
+    v = check(calls, t_fault, master, "drop", switchover_expected=False, max_switchover_s=6,
+              lost_ok=lost)
+    assert_ok(v)
+    first = min(c.answer_t for c in calls if c.call_id in unit1(calls) and c.invite_t >= t_fault
+                and c.answer_t)
+    assert recovery(calls, unit_of, "tmedia-1", t_fault) > first

@@ -101,10 +101,11 @@ class Fault:
     tb: Testbed
     injected_at: float | None = field(default=None, init=False)
     healed_at: float | None = field(default=None, init=False)
-    # a unit-level heal also puts the units back on their default boards (a harness
-    # chore, no system behaviour: it reboots boards); the scenario runner defers it
-    # until the calls through the heal are judged
-    settle_in_heal: bool = field(default=True, init=False)
+    # a unit-level heal may also put the units back on their default boards (a harness
+    # chore, no system behaviour: it reboots boards). Off by default: the matrix runner
+    # settles after the calls through the heal are judged, tests/integration/test_units.py
+    # restores the placement once at the end of its module
+    settle_in_heal: bool = field(default=False, init=False)
 
     kind: ClassVar[str | None] = None          # set by each registered kind
     params: ClassVar[dict[str, Param]] = {}
