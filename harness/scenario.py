@@ -24,7 +24,7 @@ from . import unit_ops
 from .arp import GarpCapture, missing_announcements
 from .faults._units import settle
 from .probes import oam_auth_check, restarted_check
-from .media import MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
+from .media import MARGIN_S, MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
 from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
 from .testbed import Testbed, TestbedError, log
 from .util import wait_for
@@ -336,6 +336,12 @@ def _media_check(tb, op, streams, calls, unit_of, lost, t_fault, effects) -> vd.
     others = [c for c in calls if unit_of.get(c.call_id) != unit]
     # new calls through the unit, set up once the probes had time to see the path down
     settled = t_fault + 2.5
+    # (the lost path's media never reaches the far end: what proves where new calls went
+    # is that every one of them has a stream on the surviving path)
+    effects["new_calls"] = sum(1 for c in calls if unit_of.get(c.call_id) == unit
+                               and c.answer_t is not None and c.answer_t > settled
+                               and c.outcome == "completed" and c.bye_sent_t
+                               and c.bye_sent_t - c.answer_t > MARGIN_S)
     effects["new_on_lost"] = sum(1 for st in streams if st.key[0] == lost_ip and st.times[0] > settled)
     effects["new_on_other"] = sum(1 for st in streams if st.key[0] == other_ip and st.times[0] > settled)
     return judge_media([st for st in streams if st.key[0] != lost_ip], t_fault,

@@ -152,11 +152,16 @@ def effect_check(tb, kind: str, unit: str, before: dict, t_fault: float, extra: 
         return vd.ok(name, f"gratuitous ARP on {extra.get('new_port')} for every address")
     if kind == "voice_path_cut":
         on_lost, on_other = extra.get("new_on_lost"), extra.get("new_on_other")
-        if on_lost is None:
+        new = extra.get("new_calls")
+        if on_lost is None or new is None:
             return vd.unknown(name, "no media capture of the voice paths")
+        if not new:
+            return vd.unknown(name, "no new call through the unit after the path was lost")
         if on_lost:
             return vd.failed(name, f"{on_lost} new calls' media on the lost path")
-        if not on_other:
-            return vd.failed(name, "no new call's media on the surviving path")
-        return vd.ok(name, f"{on_other} new calls' media on the surviving path, none on the lost one")
+        if on_other < new:
+            return vd.failed(name, f"{new} new calls through {unit}, only {on_other} with media on "
+                                   f"the surviving path: the others went to the lost one")
+        return vd.ok(name, f"{new} new calls, {on_other} media streams on the surviving path, "
+                           f"none on the lost one")
     return vd.na(name, f"no unit effect defined for {kind}")

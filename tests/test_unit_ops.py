@@ -31,3 +31,15 @@ def test_recovery_bound_and_no_recovery_fail():
     never = [c for c in CALLS if c.call_id not in ("u1-new", "u1-late")]
     assert recovery_check(never, UNIT_OF, "tmedia-1", 10.0, "lost", 6.0).status == "failed"
     assert recovery_check(CALLS, UNIT_OF, "tmedia-3", 10.0, "lost", 6.0).status == "unknown"
+
+
+def test_voice_path_effect_new_calls_without_media_on_the_surviving_path_fail():
+    from harness.unit_ops import effect_check
+    before = {"board": "tmedia-1", "boots": {}, "status": {}, "services": {}}
+
+    def judge(**extra):
+        return effect_check(None, "voice_path_cut", "tmedia-1", before, 10.0, extra).status
+    # a monitor that never declares the path down: half the new calls go to the lost path
+    assert judge(new_calls=20, new_on_lost=0, new_on_other=10) == "failed"
+    assert judge(new_calls=20, new_on_lost=0, new_on_other=20) == "ok"
+    assert judge(new_calls=0, new_on_lost=0, new_on_other=0) == "unknown"
