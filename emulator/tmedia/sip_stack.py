@@ -11,7 +11,7 @@ This module is the plumbing (the per-call logic is in call.py), all on sippy's o
 reactor (`ED2`, run on the main thread; every sippy call must run on it):
 
 - SIP: one UDP socket on the unit's VoIP address, sippy's transaction manager with one
-  sender thread (DESIGN.md defect 2) and upper-case `transport=UDP` targets normalised
+  sender thread (sippy 2.5 sends a 180 and a 200 out of order with 3) and upper-case `transport=UDP` targets normalised
   (defect 1); new INVITEs get a `call.TbCallController`, with `auth_enable` set so that
   sippy asks `GatewayRouteLookup` (in its `_radius_client` slot) for routes.
 - Media: `Rtp_proxy_client(spath='rtp.io:-l;<sip ip>;...')` starts rtpproxy inside the
@@ -68,7 +68,7 @@ class PinnedRtpClient(Rtp_proxy_client):
 
 
 class OneWorkerUdpOpts(Udp_server_opts):
-    # DESIGN.md defect 2: with sippy's default 3 sender threads a 180 and a 200 sent back
+    # sippy 2.5 defect: with sippy's default 3 sender threads a 180 and a 200 sent back
     # to back can leave out of order; one worker gave 0 failures in 3000 calls.
     nworkers = 1
 
@@ -124,7 +124,7 @@ class TbSipTransactionManager(SipTransactionManager):
         return super().handleIncoming(data_in, ra, server, rtime)
 
     def newTransaction(self, msg, *args, **kwargs):
-        # DESIGN.md defect 1: a peer's Contact with `transport=UDP` (upper case, as SIPp's
+        # sippy 2.5 defect: a peer's Contact with `transport=UDP` (upper case, as SIPp's
         # built-in uas sends) becomes the target of every in-dialog request, and sippy
         # compares the transport case-sensitively ("newTransaction() to unsupported
         # transport: UDP"), so the BYE never leaves. Transport names are case-insensitive
