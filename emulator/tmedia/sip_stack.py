@@ -12,7 +12,7 @@ reactor (`ED2`, run on the main thread; every sippy call must run on it):
 
 - SIP: one UDP socket on the unit's VoIP address, sippy's transaction manager with one
   sender thread (sippy 2.5 sends a 180 and a 200 out of order with 3) and upper-case `transport=UDP` targets normalised
-  (defect 1); new INVITEs get a `call.TbCallController`, with `auth_enable` set so that
+  (sippy fails every in-dialog request to such a peer); new INVITEs get a `call.TbCallController`, with `auth_enable` set so that
   sippy asks `GatewayRouteLookup` (in its `_radius_client` slot) for routes.
 - Media: `Rtp_proxy_client(spath='rtp.io:-l;<sip ip>;...')` starts rtpproxy inside the
   process; CallController makes one `Rtp_proxy_session` per call, which rewrites the SDP
