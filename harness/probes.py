@@ -12,6 +12,7 @@ import httpx
 
 from . import verdict as vd
 from .testbed import Testbed, TestbedError
+from .util import wait_for
 
 
 def app_pids(tb: Testbed, host: str, app: str) -> list[int]:
@@ -28,19 +29,19 @@ def restarted_check(tb: Testbed, host: str, app: str, old_pid: int | None, t_fau
     process is gone and a new one runs, seen in the host's process table."""
     if old_pid is None:
         return vd.unknown("restarted by the service monitor", "the fault recorded no pid")
-    end = time.monotonic() + deadline_s
-    while True:
+    def replaced():
         pids = app_pids(tb, host, app)
-        if pids and old_pid not in pids:
-            return vd.ok("restarted by the service monitor",
-                         f"{app} on {host}: pid {old_pid} gone, new pid {pids[0]} "
-                         f"(checked {time.time() - t_fault:.1f} s after the fault)",
-                         new_pid=pids[0])
-        if time.monotonic() > end:
-            return vd.failed("restarted by the service monitor",
-                             f"{app} on {host}: {'still pid ' + str(old_pid) if old_pid in pids else 'no process'}"
-                             f" {deadline_s:.0f} s after the fault (processes {pids})")
-        time.sleep(0.1)
+        return pids if pids and old_pid not in pids else None
+    try:
+        pids = wait_for(replaced, deadline_s, f"{app} on {host} restarted")
+    except TestbedError:
+        pids = app_pids(tb, host, app)
+        return vd.failed("restarted by the service monitor",
+                         f"{app} on {host}: {'still pid ' + str(old_pid) if old_pid in pids else 'no process'}"
+                         f" {deadline_s:.0f} s after the check began (processes {pids})")
+    return vd.ok("restarted by the service monitor",
+                 f"{app} on {host}: pid {old_pid} gone, new pid {pids[0]} "
+                 f"(checked {time.time() - t_fault:.1f} s after the fault)", new_pid=pids[0])
 
 
 def _routes(schema: dict) -> list[tuple[str, str]]:

@@ -58,7 +58,8 @@ class RoleWatcher(threading.Thread):
 
     def stop(self):
         self.stop_flag.set()
-        self.join(timeout=5)
+        if self.is_alive():
+            self.join(timeout=5)
 
 
 def make_fault(tb: Testbed, op, master: str, slave: str):
@@ -158,13 +159,15 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> vd.OperationV
               "expected_transient": op.transient, "expected_switchover": op.switchover,
               "t_begin": time.time()}
     history = History(out / "history.jsonl")
+    watcher = RoleWatcher(tb, history)
     try:
-        _run(tb, faults, op, out, history, verdict, result)
+        _run(tb, faults, op, out, history, verdict, result, watcher)
     except BaseException as exc:
         verdict.error = f"{type(exc).__name__}: {exc}"
         history.event("note", text=f"operation raised: {verdict.error}")
         raise
     finally:
+        watcher.stop()        # idempotent; never left sampling after a raise
         result["verdict"] = verdict.to_dict()
         result["status"] = verdict.status
         result["summary"] = verdict.summary()
@@ -174,14 +177,13 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> vd.OperationV
     return verdict
 
 
-def _run(tb, faults, op, out, history, verdict, result):
+def _run(tb, faults, op, out, history, verdict, result, watcher):
     master, slave = tb.master(), tb.slave()
     result.update(master=master, slave=slave)
     history.event("note", text=f"operation {op.id}: {op.seed}", master=master, slave=slave)
     prepare_fault(tb, op.fault, master, slave)   # e.g. the database main back on the master
     unit = op.unit.target if op.unit else None
     before = unit_ops.before_fault(tb, unit) if unit else None
-    watcher = RoleWatcher(tb, history)
     sipp_dir = tb.dir / "sipp"
     uas = SippUas(DockerExecutor(tb.container("sipp-uas"), sipp_dir, "/work"),
                   tb.ip("sipp-uas", "voip"), name=f"{op.id}-uas")
@@ -228,8 +230,6 @@ def _run(tb, faults, op, out, history, verdict, result):
     finally:
         if prepared is not None:          # the fault path failed: close what prepare opened
             prepared.finish(None)
-        if verdict.error is not None or "t_fault" not in result:
-            watcher.stop()
     lost = unit_ops.lost_ok(calls, unit_of, unit, t_fault, op.unit.calls) if unit else frozenset()
     v = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
               max_switchover_s=op.max_switchover_s, min_transient=1 if op.switchover else 0,
