@@ -6,10 +6,11 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 PROJECT ?= hatb
 TB_TAG  ?= latest
+LOAD    ?=
 export TB_TAG
 export TB_PROJECT := $(PROJECT)
 
-.PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench selftest clean
+.PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench chaos soak selftest clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,8 +42,12 @@ heal: $(VPY) ## heal every fault left behind (containers stopped/paused, cuts) a
 testbed-down: $(VPY) ## remove everything the testbed created
 	$(VPY) -m harness.testbed down
 
-acceptance: $(VPY) ## bring the testbed up and run the acceptance scenarios (report in runs/latest)
-	$(VPY) -m pytest scenarios $(PYTEST_ARGS)
+# SHARD=i/N: slice i of N of the matrix (merge the runs: python -m harness.report merge);
+# Allure results go to ALLURE_DIR (Allure merges the shards' results by itself)
+SHARD      ?=
+ALLURE_DIR ?= runs/allure-results
+acceptance: $(VPY) ## bring the testbed up and run the acceptance scenarios (report in runs/latest; LOAD=light for a quick run, SHARD=i/N a slice)
+	TB_LOAD=$(LOAD) TB_SHARD=$(SHARD) $(VPY) -m pytest scenarios --alluredir=$(ALLURE_DIR) $(PYTEST_ARGS)
 
 unit: $(VPY) ## fast unit tests only (no Docker)
 	$(VPY) -m pytest tests -m "not integration" $(PYTEST_ARGS)
@@ -50,10 +55,27 @@ unit: $(VPY) ## fast unit tests only (no Docker)
 test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenarios
 	$(VPY) -m pytest tests scenarios $(PYTEST_ARGS)
 
-bench: $(VPY) ## benchmarks: switchover, bring-up, unit failover times over several runs
-	$(VPY) bench/bringup.py $(BENCH_ARGS)
-	$(VPY) bench/switchover.py $(BENCH_ARGS)
-	$(VPY) bench/units.py $(BENCH_ARGS)
+# One BENCH_DIR for all scripts, so one results.json / results.md covers them; the table
+# is printed also when a script failed, and make fails with that script's status.
+bench: $(VPY) ## benchmarks: switchover, bring-up, unit failover times over several runs, a 30-minute chaos run (runs/bench-<time>/results.md)
+	@export BENCH_DIR=runs/bench-$$(date +%Y%m%d-%H%M%S); \
+	$(VPY) bench/bringup.py $(BENCH_ARGS) && \
+	$(VPY) bench/switchover.py $(BENCH_ARGS) && \
+	$(VPY) bench/units.py $(BENCH_ARGS) && \
+	$(VPY) bench/chaos.py $(CHAOS_BENCH_ARGS); rc=$$?; \
+	$(VPY) bench/results.py $$BENCH_DIR && exit $$rc
+
+# SEED replays a run (the same faults at the same moments); STEPS runs exactly that many
+# steps of it (what a failed run prints as its shortest failing prefix)
+SEED     ?=
+STEPS    ?=
+DURATION ?= 180
+chaos: $(VPY) ## random single and double faults under load for DURATION s (SEED=n replays, STEPS=n a prefix)
+	$(VPY) -m harness.testbed up
+	$(VPY) -m scenarios.chaos $(if $(SEED),--seed $(SEED)) $(if $(STEPS),--steps $(STEPS),--duration $(DURATION)) $(CHAOS_ARGS)
+
+soak: $(VPY) ## 30 minutes of the matrix load with no fault: switchovers, unit moves, reboots must stay 0
+	$(VPY) bench/soak.py $(SOAK_ARGS)
 
 selftest: $(VPY) ## known HA bugs (bench/bugs) each caught by a matrix operation; minutes per bug
 	$(VPY) bench/selftest.py $(SELFTEST_ARGS)

@@ -15,12 +15,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.testbed import Testbed  # noqa: E402
+from results import Results  # noqa: E402  (bench/results.py)
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
+    data = Results()
+    data.note_environment(**vars(args))
     times = []
     for i in range(args.runs):
         tb = Testbed(f"benchup{os.getpid()}x{i}")
@@ -30,8 +33,10 @@ def main() -> int:
         try:
             tb.up()
             times.append(time.monotonic() - t0)
+            data.add("bringup_s", times[-1], "s")
         finally:
             tb.down()
+            data.save()
         print(f"run {i + 1}: up to healthy in {times[-1]:.1f} s", flush=True)
     print(f"\ntestbed up (images built): min {min(times):.1f} s, median "
           f"{statistics.median(times):.1f} s, max {max(times):.1f} s over {len(times)} runs")

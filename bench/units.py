@@ -25,6 +25,7 @@ from harness.faults import (FaultSet, HostPowerOff, PortDown, placement, restore
 from harness.media import MediaCapture  # noqa: E402
 from harness.calls import run_calls as calls, wait_established  # noqa: E402
 from harness.testbed import Testbed  # noqa: E402
+from results import Results  # noqa: E402  (bench/results.py)
 
 
 def bond_failover(tb, i) -> dict:
@@ -43,7 +44,7 @@ def bond_failover(tb, i) -> dict:
         tb.wait_healthy(90, quiet=True)
     bad = sum(1 for c in cs if c.outcome != "completed" or not c.far_bye)
     return {"streams": len(gaps), "median_ms": statistics.median(gaps), "max_ms": gaps[-1],
-            "calls_not_completed": bad, "port": fault.resolved}
+            "calls_not_completed": bad, "port": fault.resolved, "gaps_ms": gaps}
 
 
 def unit_failover(tb, i) -> dict:
@@ -80,18 +81,28 @@ def main() -> int:
     tb = Testbed()
     brought_up = not tb.running()
     tb.up()
+    data = Results()
+    data.note_environment(**vars(args))
     res = {"bond": [], "n1": [], "split": []}
     try:
         for i in range(args.runs):
-            res["bond"].append(bond_failover(tb, i))
+            b = bond_failover(tb, i)
+            for gap in b.pop("gaps_ms"):        # every stream's largest gap, not per-run medians
+                data.add("bond_gap_ms", gap, "ms", kind="port-down")
+            data.add("bond_calls_not_completed", b["calls_not_completed"], "calls", kind="port-down")
+            res["bond"].append(b)
             print(f"bond failover run {i + 1}: {res['bond'][-1]}", flush=True)
         for i in range(args.runs):
             res["n1"].append(unit_failover(tb, i))
+            data.add("spare_failover_s", res["n1"][-1]["to_answer_s"], "s", kind="board-power-off")
             print(f"unit failover run {i + 1}: {res['n1'][-1]}", flush=True)
         for i in range(args.runs):
             res["split"].append(voice_split(tb, i))
+            for path, n in res["split"][-1].items():
+                data.add("voice_path_calls", n, "calls", path=path)
             print(f"voice path split run {i + 1}: {res['split'][-1]}", flush=True)
     finally:
+        data.save()
         if brought_up:
             tb.down()
     print("\n| what | runs | result |\n|---|---|---|")

@@ -44,6 +44,9 @@ EVENTS = {
 # host powered off or cut), before the database agent promotes the backup.
 MAIN_DB_LOST = ("Error reading packet from server: Lost connection to server",
                 "Slave I/O: error reconnecting to master")
+# ... and the main's semi-sync reports the loss of its backup (the backup's server killed,
+# its host powered off or cut) when the dump thread cannot flush the next event to it.
+BACKUP_DB_LOST = ("Semi-sync master failed on net_flush() before waiting for slave reply",)
 
 
 def expected(kind: str, app: str = "") -> list[str]:

@@ -12,21 +12,50 @@ import socket
 import time
 
 
+# The answer each case must get (the code); a case not named here is answered 400 or
+# dropped. Why each: emulator/tmedia/sip_checks.py.
+EXPECT = {"SIP/3.0": "505", "tel: Request-URI": "416", "CSeq method not the request's": "400",
+          "no From": "400", "no To": "400", "no Call-ID": "400", "no CSeq": "400",
+          "bad SDP": "400", "Content-Length shorter than the body": "400", "IPv6 SDP": "488",
+          "Content-Length too long": "400",
+          "BYE for no dialog": "481", "CANCEL for no transaction": "481",
+          "UPDATE for no dialog": "405", "MESSAGE": "405"}
+
+
 def cases(target: str, me: str, port: int) -> dict[str, bytes]:
-    def invite(headers: str = "", body: str = "", length: int | None = None, via: bool = True) -> bytes:
+    def invite(headers: str = "", body: str = "", length: int | None = None, via: bool = True,
+               method: str = "INVITE", ruri: str | None = None, version: str = "SIP/2.0",
+               cseq: str | None = None, drop: str = "") -> bytes:
         branch = "z9hG4bK" + secrets.token_hex(6)
         body_b = body.encode()
         cl = len(body_b) if length is None else length
-        head = (f"INVITE sip:1000@{target}:5060 SIP/2.0\r\n"
-                + (f"Via: SIP/2.0/UDP {me}:{port};branch={branch}\r\n" if via else "")
-                + f"From: <sip:bad@{me}>;tag={secrets.token_hex(4)}\r\n"
-                f"To: <sip:1000@{target}>\r\n"
-                f"Call-ID: {secrets.token_hex(8)}@{me}\r\n"
-                f"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:bad@{me}:{port}>\r\n"
-                f"{headers}Content-Length: {cl}\r\n\r\n")
-        return head.encode() + body_b
+        lines = [f"{method} {ruri or f'sip:1000@{target}:5060'} {version}",
+                 f"Via: SIP/2.0/UDP {me}:{port};branch={branch}" if via else "",
+                 f"From: <sip:bad@{me}>;tag={secrets.token_hex(4)}", f"To: <sip:1000@{target}>",
+                 f"Call-ID: {secrets.token_hex(8)}@{me}", f"CSeq: {cseq or f'1 {method}'}",
+                 "Max-Forwards: 70", f"Contact: <sip:bad@{me}:{port}>"]
+        lines = [x for x in lines if x and not (drop and x.startswith(drop + ":"))]
+        if body and "Content-Type" not in headers:
+            headers += "Content-Type: application/sdp\r\n"
+        return ("\r\n".join(lines) + f"\r\n{headers}Content-Length: {cl}\r\n\r\n").encode() + body_b
+    sdp = (f"v=0\r\no=bad 1 1 IN IP4 {me}\r\ns=-\r\nc=IN IP4 {me}\r\nt=0 0\r\n"
+           f"m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
     good = invite()
     return {
+        "SIP/3.0": invite(version="SIP/3.0", body=sdp),
+        "tel: Request-URI": invite(ruri="tel:+15551234", body=sdp),
+        "CSeq method not the request's": invite(cseq="1 BYE", body=sdp),
+        "no From": invite(drop="From", body=sdp),
+        "no To": invite(drop="To", body=sdp),
+        "no Call-ID": invite(drop="Call-ID", body=sdp),
+        "no CSeq": invite(drop="CSeq", body=sdp),
+        "bad SDP": invite(body="v=0\r\nthis is not SDP\r\n"),
+        "Content-Length shorter than the body": invite(body=sdp, length=20),
+        "IPv6 SDP": invite(body=sdp.replace(f"IN IP4 {me}", "IN IP6 ::1")),
+        "BYE for no dialog": invite(method="BYE"),
+        "CANCEL for no transaction": invite(method="CANCEL"),
+        "UPDATE for no dialog": invite(method="UPDATE"),
+        "MESSAGE": invite(method="MESSAGE", body="hello", headers="Content-Type: text/plain\r\n"),
         "truncated": good[: len(good) // 2],
         "garbage": secrets.token_bytes(700),
         "no request line": good.split(b"\r\n", 1)[1],

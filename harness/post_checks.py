@@ -280,8 +280,10 @@ class Checks:
         return path
 
     def call(self, number: str, caller: str = "sipp", calls: int = 1, rate: float = 5,
-             hold_s: float = 0.5) -> list[CallRecord]:
-        """Place `calls` calls to `number` and return the callers' records once done."""
+             hold_s: float = 0.2) -> list[CallRecord]:
+        """Place `calls` calls to `number` and return the callers' records once done.
+        The hold is short: what a check judges is where the call went and its answer,
+        and each operation places about 20 of these."""
         self.n += 1
         kw = {} if caller == "sipp" else {"scenario": self.scenario_for(caller)}
         load = SippLoad(self.p.executor("sipp-uac"), f"{self.tb.ip('tmedia-1', 'voip')}:5060",

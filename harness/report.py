@@ -9,12 +9,16 @@ a result, was deselected or never ran: its status then comes from pytest's outco
 it (set-up error, skipped) or is `not run`. Nothing but a verdict of `ok` is green.
 
     python -m harness.report runs/latest
+    python -m harness.report merge DIR... [--out DIR]     one report of several runs (shards)
 """
 from __future__ import annotations
 
 import html
 import json
+import shutil
 import sys
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .history import calls as history_calls
@@ -167,5 +171,118 @@ Switchover = fault to the first call set up after it and answered by the new act
     return out
 
 
+RUN_META = "run.json"
+
+
+def allure_attach(scn_dir: Path) -> None:
+    """The operation's verdict and timeline as Allure attachments of the running test
+    (nothing without --alluredir: allure-pytest then records nothing)."""
+    try:
+        import allure
+    except ImportError:
+        return
+    res = scn_dir / "result.json"
+    if not res.exists():
+        return
+    result = json.loads(res.read_text())
+    allure.attach(json.dumps({k: result.get(k) for k in ("operation", "status", "summary",
+                                                         "verdict", "switchover_s")},
+                             indent=2, default=str),
+                  name="verdict", attachment_type=allure.attachment_type.JSON)
+    png = timeline(scn_dir, result)
+    if png:
+        allure.attach.file(scn_dir / png, name="timeline", attachment_type=allure.attachment_type.PNG)
+
+
+def write_run_meta(run_dir: Path, planned: list[dict], outcomes: dict, shard: str | None,
+                   junit: str | None) -> None:
+    """What `merge` needs of a run: its plan (with each operation's place in the whole
+    matrix), pytest's outcomes, its shard; its JUnit file copied in as junit.xml."""
+    if junit and Path(junit).exists() and Path(junit).resolve() != (run_dir / "junit.xml").resolve():
+        shutil.copyfile(junit, run_dir / "junit.xml")
+    (run_dir / RUN_META).write_text(json.dumps(
+        {"planned": planned, "outcomes": outcomes, "shard": shard}, indent=2))
+
+
+class MergeError(ValueError):
+    pass
+
+
+def merge(out: Path, dirs: list[Path]) -> Path:
+    """One report of several run directories (the shards of a matrix run on several
+    machines): every operation's directory copied into `out`, the plans and pytest's
+    outcomes joined in the matrix's order, the JUnit files joined into one. An operation
+    in two runs, or a directory that is no run, is an error (nothing half-merged)."""
+    metas, where = [], {}
+    if len(set(dirs)) != len(dirs):
+        raise MergeError("a run directory given twice: " + ", ".join(
+            sorted({str(d) for d in dirs if dirs.count(d) > 1})))
+    for d in dirs:
+        meta_file = d / RUN_META
+        if not meta_file.exists():
+            raise MergeError(f"{d}: no {RUN_META} (not a run directory of this harness)")
+        meta = json.loads(meta_file.read_text())
+        for op in [p["operation"] for p in meta.get("planned", [])] + \
+                [r.parent.name for r in d.glob("*/result.json")]:
+            if where.get(op, d) != d:
+                raise MergeError(f"operation {op} is in both {where[op]} and {d}")
+            where[op] = d
+        metas.append((d, meta))
+    out.mkdir(parents=True, exist_ok=True)
+    planned, outcomes, seen = [], {}, set()
+    for d, meta in metas:
+        for p in meta.get("planned", []):
+            if p["operation"] not in seen:
+                seen.add(p["operation"])
+                planned.append(p)
+        outcomes.update(meta.get("outcomes") or {})
+        for res in d.glob("*/result.json"):
+            shutil.copytree(res.parent, out / res.parent.name, dirs_exist_ok=True)
+    planned.sort(key=lambda p: p.get("order", 0))
+    _merge_junit([d / "junit.xml" for d, _ in metas if (d / "junit.xml").exists()],
+                 out / "junit.xml")
+    (out / RUN_META).write_text(json.dumps(
+        {"planned": planned, "outcomes": outcomes, "shard": None,
+         "merged_from": [str(d) for d in dirs], "shards": [m.get("shard") for _, m in metas]},
+        indent=2))
+    return write(out, planned, outcomes)
+
+
+def _merge_junit(files: list[Path], out: Path) -> None:
+    """Every <testsuite> of the files under one <testsuites>."""
+    if not files:
+        return
+    root = ET.Element("testsuites")
+    for f in files:
+        top = ET.parse(f).getroot()
+        for suite in ([top] if top.tag == "testsuite" else top.findall("testsuite")):
+            suite.set("name", f"{suite.get('name', 'pytest')} ({f.parent.name})")
+            root.append(suite)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key, 0)) for s in root)))
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        import argparse
+        p = argparse.ArgumentParser(prog="python -m harness.report merge",
+                                    description="one report of several run directories")
+        p.add_argument("dirs", nargs="+", type=Path)
+        p.add_argument("--out", type=Path, default=None,
+                       help="the merged run directory (default runs/merged-<time>)")
+        a = p.parse_args(argv[1:])
+        out = a.out or Path("runs") / f"merged-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            print(merge(out.resolve(), [d.resolve() for d in a.dirs]))
+        except MergeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    print(write(Path(argv[0] if argv else "runs/latest").resolve()))
+    return 0
+
+
 if __name__ == "__main__":
-    print(write(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/latest").resolve()))
+    sys.exit(main())

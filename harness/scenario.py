@@ -17,7 +17,7 @@ from pathlib import Path
 from . import logscan, post_checks, roles
 from . import verdict as vd
 from .checks import Verdict, check, load_problems
-from .faults import FaultSet, db_main_host, from_spec  # noqa: F401  (db_main_host: re-exported)
+from .faults import FaultSet, from_spec
 from .faults import prepare as prepare_fault
 from .history import History
 from . import unit_ops
@@ -25,7 +25,7 @@ from .arp import GarpCapture, missing_announcements
 from .faults._units import settle
 from .probes import oam_auth_check, restarted_check
 from .media import MARGIN_S, MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
-from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
+from .sipp import SCENARIO_DIR, UAC_XML, CallRecord, DockerExecutor, SippLoad, SippUas
 from .testbed import Testbed, TestbedError, log
 from .util import wait_for
 
@@ -62,16 +62,32 @@ class RoleWatcher(threading.Thread):
             self.join(timeout=5)
 
 
+class Phases:
+    """Where an operation's wall time goes (result.json `phase_s`): each mark records
+    the time since the previous one under its name."""
+
+    def __init__(self, result: dict):
+        self.out = result.setdefault("phase_s", {})
+        self.last = time.time()
+
+    def mark(self, name: str) -> None:
+        now = time.time()
+        self.out[name] = round(now - self.last, 2)
+        self.last = now
+
+
 def make_fault(tb: Testbed, op, master: str, slave: str):
     return from_spec(tb, op.fault, master, slave)
 
 
-# The loads of one operation, one SIPp caller per active unit (ports kept apart from
-# the post-checks' agents, 5070-5073)
+# The loads of one operation: per active unit one SIPp caller with RTP (the media
+# sample) and one signalling only (the rest of the rate). Ports kept apart from the
+# post-checks' agents, 5070-5073.
 LOAD_UNITS = ("tmedia-1", "tmedia-2")
-LOAD_PORTS = {"main": [(5060, 6000, 8889), (5062, 6100, 8890)],
-              "heal": [(5064, 6600, 8891), (5066, 6700, 8892)]}
+LOAD_PORTS = {"main": [(5060, 6000, 8889), (5062, 6100, 8890), (5074, 6200, 8893), (5076, 6300, 8894)],
+              "heal": [(5064, 6600, 8891), (5066, 6700, 8892), (5082, 6800, 8895), (5084, 6900, 8896)]}
 HEAL_LOAD_S = 10.0       # the load that runs through the heal
+UAC_SIGNALLING_XML = SCENARIO_DIR / "uac_signalling.xml"
 
 
 def established_now(loads) -> int:
@@ -80,26 +96,40 @@ def established_now(loads) -> int:
 
 
 class Loads:
-    """One SippLoad per active unit, each at its share of the rate, as one load."""
+    """The SIPp callers of one load: each active unit gets its share of `rate`, of which
+    `media_rate` calls/s carry RTP (uac.xml) and the rest are signalling only."""
 
     def __init__(self, tb: Testbed, name: str, ports, rate: float, hold_s: float,
-                 duration_s: float):
+                 duration_s: float, media_rate: float | None = None):
         ex = DockerExecutor(tb.container("sipp-uac"), tb.dir / "sipp", "/work")
-        self.by_unit = {
-            unit: SippLoad(ex, f"{tb.ip(unit, 'voip')}:5060", tb.ip("sipp-uac", "voip"),
-                           rate=rate / len(LOAD_UNITS), hold_s=hold_s, duration_s=duration_s,
-                           name=f"{name}-{unit}", port=port, media_port=mport,
-                           control_port=cport, recv_timeout_s=RECV_TIMEOUT_S)
-            for unit, (port, mport, cport) in zip(LOAD_UNITS, ports)}
+        media = rate if media_rate is None else media_rate
+        shares = [("media", media, UAC_XML), ("signalling", rate - media, UAC_SIGNALLING_XML)]
+        self.agents: list[tuple[str, str, SippLoad]] = []
+        ports = iter(ports)
+        for kind, share, scenario in shares:
+            if share <= 0:
+                continue
+            for unit in LOAD_UNITS:
+                port, mport, cport = next(ports)
+                self.agents.append((unit, kind, SippLoad(
+                    ex, f"{tb.ip(unit, 'voip')}:5060", tb.ip("sipp-uac", "voip"),
+                    rate=share / len(LOAD_UNITS), hold_s=hold_s, duration_s=duration_s,
+                    name=f"{name}-{unit}" + ("" if kind == "media" else "-sig"), port=port,
+                    media_port=mport, control_port=cport, recv_timeout_s=RECV_TIMEOUT_S,
+                    scenario=scenario)))
+
+    @property
+    def sipps(self) -> list[SippLoad]:
+        return [ld for _, _, ld in self.agents]
 
     @property
     def ncalls(self) -> int:
-        return sum(ld.ncalls for ld in self.by_unit.values())
+        return sum(ld.ncalls for ld in self.sipps)
 
     def __enter__(self):
         started = []
         try:
-            for ld in self.by_unit.values():
+            for ld in self.sipps:
                 started.append(ld.start())
         except BaseException:
             for ld in started:
@@ -108,20 +138,24 @@ class Loads:
         return self
 
     def __exit__(self, *exc):
-        for ld in self.by_unit.values():
+        for ld in self.sipps:
             ld.__exit__(*exc)
 
     def wait(self) -> bool:
-        return all([ld.wait() for ld in self.by_unit.values()])
+        return all([ld.wait() for ld in self.sipps])
 
     def calls(self, far_end=None) -> tuple[list[CallRecord], dict[str, str]]:
         """Every call, and the unit each one went through."""
         calls, unit_of = [], {}
-        for unit, ld in self.by_unit.items():
+        for unit, _, ld in self.agents:
             for c in ld.calls(far_end=far_end):
                 calls.append(c)
                 unit_of[c.call_id] = unit
         return calls, unit_of
+
+    def media_ids(self) -> set[str]:
+        """The Call-IDs of the calls that carried RTP (the media sample)."""
+        return {c.call_id for _, kind, ld in self.agents if kind == "media" for c in ld.calls()}
 
 
 def _calls_check(name: str, v: Verdict, extra: list[str], expected: str) -> vd.SubCheck:
@@ -172,12 +206,15 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> vd.OperationV
         result["status"] = verdict.status
         result["summary"] = verdict.summary()
         (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+        if faults.history is history:
+            faults.history = None     # a fault still in place is healed after this
         history.close()
         log(verdict.summary())
     return verdict
 
 
 def _run(tb, faults, op, out, history, verdict, result, watcher):
+    phases = Phases(result)
     master, slave = tb.master(), tb.slave()
     result.update(master=master, slave=slave)
     history.event("note", text=f"operation {op.id}: {op.seed}", master=master, slave=slave)
@@ -189,12 +226,13 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                   tb.ip("sipp-uas", "voip"), name=f"{op.id}-uas")
     warmup_s = op.load.warmup_established / op.load.rate
     load = Loads(tb, f"{op.id}-uac", LOAD_PORTS["main"], op.load.rate, op.load.hold_s,
-                 warmup_s + 3 + op.load.after_s)
+                 warmup_s + 3 + op.load.after_s, media_rate=op.load.media_rate)
     # the seed's post-switchover checks need calls established before the fault
     prepared = post_checks.prepare(tb) if op.switchover else None
     # each call's media around the fault: RTP from both units, captured at the far end
     capture = MediaCapture(tb, "sipp-uas", units_media_ips(tb, LOAD_UNITS), f"{op.id}-media")
     faults.history = history
+    phases.mark("prepare")
     extra_effects: dict = {}
     watcher.start()
     checks = []
@@ -203,12 +241,13 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
             with load:
                 history.event("note", text=f"load {op.load.rate}/s over {', '.join(LOAD_UNITS)}, "
                                            f"hold {op.load.hold_s}s, {load.ncalls} calls")
-                wait_for(lambda: established_now(load.by_unit.values()) >= op.load.warmup_established,
+                wait_for(lambda: established_now(load.sipps) >= op.load.warmup_established,
                          warmup_s + op.load.hold_s + 10,
-                         f"{op.load.warmup_established} established calls")
+                         f"{op.load.warmup_established} established calls", interval=0.25)
                 fault = make_fault(tb, op, master, slave)
                 # (settled after the calls through the heal: fault.settle_in_heal stays off)
-                established = established_now(load.by_unit.values())
+                established = established_now(load.sipps)
+                phases.mark("warm-up")
                 t_fault = faults.inject(fault)
                 result.update(t_fault=t_fault, fault_name=fault.name, fault_target=fault.target,
                               established_at_fault=established)
@@ -218,14 +257,18 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                              f"{slave} to become active")
                 finished = load.wait()
                 history.event("note", text=f"load finished by itself: {finished}")
+                phases.mark("fault to load end")
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
+        phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
         for c in calls:
             history.call(c)
         if op.fault["kind"] in ("kill_process", "deadlock"):
             verdict.add(restarted_check(tb, fault.host, fault.app, fault.pid, t_fault))
+        phases.mark("calls read")
         if prepared:
             checks = post_checks.run_all(tb, prepared)
+            phases.mark("post-switchover checks")
         prepared = None
     finally:
         if prepared is not None:          # the fault path failed: close what prepare opened
@@ -243,7 +286,11 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     result.update(classes=v.classes, switchover_s=v.switchover_s, unit_of=unit_of,
                   lost=sorted(lost))
     streams = capture.streams()
-    verdict.add(_media_check(tb, op, streams, calls, unit_of, lost, t_fault, extra_effects))
+    # media is judged on the calls that carried RTP (the sample), all of them
+    media_ids = load.media_ids()
+    result["media_sample"] = len(media_ids)
+    verdict.add(_media_check(tb, op, streams, [c for c in calls if c.call_id in media_ids],
+                             unit_of, lost, t_fault, extra_effects))
     if unit:
         verdict.add(unit_ops.recovery_check(calls, unit_of, unit, t_fault, op.unit.calls,
                                             op.max_switchover_s))
@@ -258,9 +305,11 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
         verdict.add(_post_checks(post_checks.run_config_checks(tb),
                                  "configuration checks with the database server down"))
     verdict.add(oam_auth_check(tb, slave if op.switchover else master))
+    phases.mark("judged (calls, media, OAM)")
     # the heal, under load: calls through it are judged like the rest
     heal_check, heal_calls = _heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas")
     verdict.add(heal_check)
+    phases.mark("heal under load")
     watcher.stop()
     # the OAM samples are not judged: the two hosts' answers to one sample are not
     # simultaneous (under load one takes a few hundred ms), so they can neither prove nor
@@ -276,16 +325,19 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                                                      "replication as before"))
     except TestbedError as exc:
         verdict.add(vd.failed("healthy after the heal", str(exc)))
+    phases.mark("healthy again")
     verdict.add(_logs_check(tb, op, result["t_begin"]))
     # roles seen without the network: the hosts' and the units' own logs, and SIP
     views = roles.collect(tb, since=result["t_begin"])
     for c in roles.judge(views, calls + heal_calls, t_fault, v.t_sw, master,
                          slave if op.switchover else master, op.switchover, views.read_at):
         verdict.add(c)
+    phases.mark("logs and roles judged")
 
 
 GRACEFUL = ("kill_process", "deadlock", "service_quit", "host_shutdown")   # the old master hands over
-DB_MAIN_MAY_GO = ("mysql_kill", "mysql_shutdown", "host_power_off", "host_shutdown", "network_cut")
+DB_MAY_GO = (   # the main or the backup database may be lost
+    "mysql_kill", "mysql_shutdown", "host_power_off", "host_shutdown", "network_cut")
 
 
 def _logs_check(tb, op, since: float) -> vd.SubCheck:
@@ -295,7 +347,7 @@ def _logs_check(tb, op, since: float) -> vd.SubCheck:
     expect = list(logscan.expected(kind, app=op.fault.get("app", "")))
     if op.switchover:
         expect += logscan.switchover_events(kind in GRACEFUL)
-    allow = logscan.MAIN_DB_LOST if kind in DB_MAIN_MAY_GO else ()
+    allow = logscan.MAIN_DB_LOST + logscan.BACKUP_DB_LOST if kind in DB_MAY_GO else ()
     return logscan.scan(tb, since, expect=expect, allow=allow)
 
 
@@ -372,10 +424,10 @@ def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubChec
     uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
                   tb.ip("sipp-uas", "voip"), name=uas_name)
     load = Loads(tb, f"{op.id}-heal", LOAD_PORTS["heal"], op.load.rate, min(op.load.hold_s, 3.0),
-                 HEAL_LOAD_S)
+                 HEAL_LOAD_S, media_rate=op.load.media_rate)
     with uas:
         with load:
-            wait_for(lambda: established_now(load.by_unit.values()) >= 2, 10,
+            wait_for(lambda: established_now(load.sipps) >= 2, 10,
                      "calls established before the heal")
             t_heal = time.time()
             faults.heal()                 # writes the heal events into the history

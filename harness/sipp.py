@@ -305,8 +305,13 @@ def build_calls(lines: list[TraceLine], side: str,
             r.bye_code = code
             if code == 200:
                 r.bye_ok_t = ln.t
-    for r in recs.values():
+    for cid, r in list(recs.items()):
         if r.invite_t is None:
+            if side == "uas":
+                # a far end sees late requests of calls another far end took (the one
+                # before it on the same address: a BYE or ACK after that one stopped)
+                del recs[cid]
+                continue
             raise TraceError(f"call {r.call_id}: messages but no INVITE in the trace")
         if r.call_id in aborts:
             t, r.abort = aborts[r.call_id]

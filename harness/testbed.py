@@ -32,8 +32,21 @@ def image_tag() -> str:
     """TB_TAG names this checkout's images (CI uses its own, so a build in another
     checkout on the same machine never changes what CI tests)."""
     return os.environ.get("TB_TAG", "latest")
+
+
 OCTET = {"host-a": 11, "host-b": 12, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
          "sipp-uac": 31, "sipp-uas": 32, "sipp-uas-2": 33}   # -2: the far end's second address
+# the OAM's database view must be this fresh to count (its cache refreshes when asked,
+# in about a connect timeout); health() asks again for up to DB_VIEW_DEADLINE_S
+DB_VIEW_SLACK_S = 0.5
+DB_VIEW_DEADLINE_S = 3.0
+
+
+def db_view_checked_at(view: dict) -> float:
+    """When the older of the two servers in an OAM database view was asked."""
+    return min(float(view.get(k, {}).get("checked_at") or 0) for k in ("main", "backup"))
+
+
 NET_INDEX = {"ctrl-a": 1, "ctrl-b": 2, "voip": 3, "voip-p1": 4, "voip-p2": 5,
              "vlan101": 101, "vlan102": 102}      # vlanN: the virtual ports (VXLAN, VNI N)
 
@@ -84,6 +97,13 @@ class Testbed:
         self.env_file = self.dir / "testbed.env"
         self.docker = docker.from_env()
         self.env = self._read_env()
+        # TB_INVENTORY: its `ssh` nodes are reached over SSH (harness/remote.py), the
+        # rest through Docker
+        self.inventory, self._remote = None, {}
+        if os.environ.get("TB_INVENTORY"):
+            from .inventory import load
+            self.inventory_path = Path(os.environ["TB_INVENTORY"]).resolve()
+            self.inventory = load(self.inventory_path)
 
     # ---- configuration --------------------------------------------------------------
     def _read_env(self) -> dict:
@@ -111,6 +131,9 @@ class Testbed:
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.env_file.chmod(0o600)
         self.env = env
+        # the nodes' SSH keys, new with every bring-up (an inventory may reach hosts over SSH)
+        from .remote import make_keys
+        make_keys(self.dir / "ssh", [self.ip(h, n) for h in HOSTS for n in ("ctrl-a", "ctrl-b")])
 
     def ip(self, node: str, net: str = "ctrl-a") -> str:
         return f"{self.env['TB_NET']}.{NET_INDEX[net]}.{OCTET[node]}"
@@ -122,16 +145,36 @@ class Testbed:
                               capture_output=capture, cwd=ROOT)
 
     # ---- nodes ----------------------------------------------------------------------
+    def _ssh_node(self, service: str):
+        """The node as reached over SSH when the inventory says so, else None."""
+        node = self.inventory.nodes.get(service) if self.inventory else None
+        if node is None or node.reach != "ssh":
+            return None
+        if service not in self._remote:
+            from .remote import SshNode
+            self._remote[service] = SshNode(service, node, self.inventory_path.parent)
+        return self._remote[service]
+
     def container(self, service: str):
+        """The node's container, or its SshNode (the same API) when reached over SSH."""
+        remote = self._ssh_node(service)
+        if remote is not None:
+            return remote
         found = self.docker.containers.list(all=True, filters={"label": [
             f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]})
         if not found:
             raise TestbedError(f"no container for {service} in project {self.project}")
         return found[0]
 
-    def containers(self):
+    def docker_containers(self):
+        """The project's containers, whatever the inventory says (what bring-up made)."""
         return self.docker.containers.list(all=True, filters={
             "label": f"com.docker.compose.project={self.project}"})
+
+    def containers(self):
+        """Every node of the project: its container, or its SshNode when reached over SSH."""
+        return [self._ssh_node(c.labels.get("com.docker.compose.service", "")) or c
+                for c in self.docker_containers()]
 
     def running(self) -> bool:
         return bool(self.env) and any(c.status == "running" for c in self.containers())
@@ -176,9 +219,41 @@ class Testbed:
     # ---- health ---------------------------------------------------------------------
     def health(self) -> tuple[bool, list[str]]:
         """Healthy: one active host holding every unit, both services fully running,
-        replication running semi-synchronously from the main to the backup."""
+        replication running semi-synchronously from the main to the backup (judged on a
+        fresh database view, see fresh_statuses)."""
+        statuses, db = self.fresh_statuses()
+        problems = self._problems(statuses, db)
+        if db is None and any(st.ok for st in statuses.values()):
+            problems.append(f"database view not refreshed within {DB_VIEW_DEADLINE_S:.0f} s")
+        return not problems, problems
+
+    def fresh_statuses(self) -> tuple[dict[str, HostStatus], dict | None]:
+        """Both hosts' status, and a database view checked after this call began.
+
+        The OAM serves the database view from a cache that is only refreshed when asked
+        (and the answer that triggers the refresh is the old one), so a host whose OAM
+        nobody asked for a while answers with how the servers were back then. Only a view
+        checked after this call began counts (up to DB_VIEW_DEADLINE_S of asking again);
+        None when no OAM gave one."""
+        t0 = time.time()
+        end = time.monotonic() + DB_VIEW_DEADLINE_S
+        while True:
+            statuses = {h: self.host_status(h) for h in HOSTS}
+            views = [st.data["database"] for st in statuses.values() if st.ok]
+            fresh = [v for v in views if db_view_checked_at(v) >= t0 - DB_VIEW_SLACK_S]
+            if fresh or not views or time.monotonic() > end:
+                return statuses, (fresh[0] if fresh else None)
+            time.sleep(0.2)     # the refresh runs in the OAM now; ask again
+
+    def db_view(self) -> dict:
+        """The OAM's database view ({"main": ..., "backup": ...}) checked now."""
+        _, db = self.fresh_statuses()
+        if db is None:
+            raise TestbedError("no OAM gave a fresh database view")
+        return db
+
+    def _problems(self, statuses: dict, db: dict | None) -> list[str]:
         problems = []
-        statuses = {h: self.host_status(h) for h in HOSTS}
         for h, st in statuses.items():
             if not st.ok:
                 problems.append(f"{h}: OAM unreachable")
@@ -207,8 +282,7 @@ class Testbed:
                     and (units[u]["status"].get("rtp_packets") is None)]
             if apps:
                 problems.append(f"SIP application not ready on {apps}")
-        if live:
-            db = next(iter(live.values()))["database"]
+        if db:
             main, backup = db["main"], db["backup"]
             if not main.get("reachable"):
                 problems.append("main database unreachable")
@@ -220,7 +294,7 @@ class Testbed:
                 problems.append("backup database unreachable")
             elif not rep or rep["io_running"] != "Yes" or rep["sql_running"] != "Yes":
                 problems.append(f"backup database not replicating: {rep}")
-        return not problems, problems
+        return problems
 
     def wait_healthy(self, deadline_s: float = 120.0, quiet: bool = False) -> None:
         end = time.monotonic() + deadline_s
@@ -251,6 +325,8 @@ class Testbed:
         """Containers started from an older build of their image (attach would test old code)."""
         out = []
         for c in self.containers():
+            if not hasattr(c, "image"):
+                continue      # a node reached over SSH: not an image of this checkout
             try:
                 if c.image.id != self.docker.images.get(c.attrs["Config"]["Image"]).id:
                     out.append(c.name)
@@ -288,6 +364,12 @@ class Testbed:
                 self.down()
             raise
         log(f"healthy after {time.monotonic() - t0:.1f} s")
+        from .inventory import InventoryError, write_for
+        (self.dir / "inventory.yaml").unlink(missing_ok=True)
+        try:     # a bad one fails its own test (test_topology), not the bring-up
+            log(f"inventory: {write_for(self, self.dir / 'inventory.yaml')}")
+        except InventoryError as exc:
+            log(f"WARNING: no inventory written: {exc}")
 
     def save_logs(self, out: Path) -> Path:
         """Every container's log (stdout and stderr, with timestamps) into `out`."""
@@ -342,8 +424,9 @@ class Testbed:
             info = (units or {}).get(u, {}) if db else {}
             s = info.get("status") or {}
             bond = s.get("bond") or {}
+            hot = (s.get("hot_spare") or {}).get("waiting")
             rows.append((u, self._state(u), "held" if info.get("held") else "not held",
-                         f"serves {s.get('serves') or 'nothing (spare)'}",
+                         f"serves {s.get('serves') or 'nothing (spare' + (f', hot: {hot} SIP stacks waiting' if hot else '') + ')'}",
                          f"controller {s.get('controller')} calls {s.get('calls_active')}/"
                          f"{s.get('calls_total')} bond {bond.get('active_port')} "
                          f"failovers {bond.get('failovers')} boots {s.get('boots')}"))

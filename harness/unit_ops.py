@@ -9,8 +9,8 @@ Calls (matrix field `unit: {target: <unit>, calls: lost|kept}`):
    Recovery = the first call answered through the unit's address among those set up
    after the first call since the fault that shows the unit down (it failed, or its
    answer waited more than SLOW_S: SIPp retransmitting until the spare or the rebooted
-   unit answers); a call answered in the instant before the unit really went down is no
-   recovery. It must come within
+   unit answers), and that itself ended normally; a call answered in the instant
+   before the unit really went down is no recovery. It must come within
    the operation's `max_switchover_s`, and every later call through the unit must be
    accepted.
 2. `kept`: nothing of the unit's calls may be lost (a bond port, one control network,
@@ -47,7 +47,9 @@ def _first_answered(calls, unit_of: dict, unit: str, t_fault: float):
     is no recovery. With no such call, the first answered at all."""
     mine = [c for c in calls if unit_of.get(c.call_id) == unit and c.invite_t >= t_fault]
     down = min((c.invite_t for c in mine if _down_evidence(c)), default=None)
-    return min((c for c in mine if c.answer_t is not None
+    # a call the dying unit answered but could not end (its BYE then met the spare:
+    # 481) is no recovery either: the recovering call ends normally at both ends
+    return min((c for c in mine if c.answer_t is not None and not _down_evidence(c)
                 and (down is None or c.invite_t > down)),
                key=lambda c: c.answer_t, default=None)
 

@@ -65,7 +65,7 @@ ensure_mmdebstrap() {
 # docker_build NAME DOCKERFILE: build tb/NAME:TAG from the repo root.
 docker_build() {
     local name=$1 dockerfile=$2 log="$log_dir/$1.log"
-    local args=(-f "$dockerfile" -t "tb/$name:$TAG" --build-arg "BASE=$BASE" .)
+    local args=(-f "$dockerfile" -t "tb/$name:$TAG" --label "org.hatestbed.tag=$TAG" --build-arg "BASE=$BASE" .)
     if [[ "${VERBOSE:-0}" == 1 ]]; then
         DOCKER_BUILDKIT=0 docker build "${args[@]}" 2>&1 | tee "$log"
         return "${PIPESTATUS[0]}"
@@ -97,10 +97,9 @@ step "image tb/host:$TAG" docker_build host images/host/Dockerfile
 step "image tb/tmedia:$TAG" docker_build tmedia images/tmedia/Dockerfile
 step "image tb/sipp:$TAG" docker_build sipp images/sipp/Dockerfile
 
-# Superseded builds (untagged, unused by any container, carrying our label)
-# would pile up with every code change: drop them. Layers still used by the
-# current images, the build cache and running containers are kept.
-docker image prune -f --filter label=org.hatestbed=1 >/dev/null 2>&1 || true
+# Superseded builds of this tag would pile up with every code change: drop them
+# (only this tag's: another testbed's images are never touched).
+bash "$here/prune.sh" "$TAG" || true
 
 say "all images built in $(elapsed "$t0") s"
 docker images --filter label=org.hatestbed=1 --filter dangling=false --format '    {{.Repository}}:{{.Tag}}\t{{.Size}}' | sort

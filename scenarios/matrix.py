@@ -18,6 +18,7 @@ OP_KEYS = {"id", "seed", "fault", "switchover", "transient", "load", "max_switch
            "expect"}
 REQUIRED = ("id", "seed", "fault", "switchover", "transient")
 LOAD_KEYS = ("rate", "hold_s", "warmup_established", "after_s")
+LOAD_OPTIONAL = ("media_rate",)      # calls/s of `rate` that carry RTP (default: all)
 CALLS = ("lost", "kept")
 
 
@@ -31,6 +32,11 @@ class Load:
     hold_s: float
     warmup_established: int
     after_s: float
+    media_rate: float | None = None     # None: every call carries RTP
+
+    @property
+    def media(self) -> float:
+        return self.rate if self.media_rate is None else self.media_rate
 
 
 @dataclass(frozen=True)
@@ -66,16 +72,34 @@ def _number(d: dict, key: str, where: str, cast):
 def _load(d, where: str) -> Load:
     if not isinstance(d, dict):
         raise MatrixError(f"{where}: load must be a mapping")
-    unknown = sorted(set(d) - set(LOAD_KEYS))
+    unknown = sorted(set(d) - set(LOAD_KEYS) - set(LOAD_OPTIONAL))
     if unknown:
-        raise MatrixError(f"{where}: load.{unknown[0]}: unknown key (known: {', '.join(LOAD_KEYS)})")
+        raise MatrixError(f"{where}: load.{unknown[0]}: unknown key (known: "
+                          f"{', '.join(LOAD_KEYS + LOAD_OPTIONAL)})")
     missing = [k for k in LOAD_KEYS if k not in d]
     if missing:
         raise MatrixError(f"{where}: load needs numeric {', '.join(LOAD_KEYS)} (missing {missing})")
-    load = Load(*(_number(d, k, where, int if k == "warmup_established" else float) for k in LOAD_KEYS))
+    load = Load(*(_number(d, k, where, int if k == "warmup_established" else float) for k in LOAD_KEYS),
+                media_rate=_number(d, "media_rate", where, float) if "media_rate" in d else None)
     if load.rate <= 0 or load.hold_s <= 0:
         raise MatrixError(f"{where}: load rate and hold_s must be positive")
+    if load.media_rate is not None and not 0 < load.media_rate <= load.rate:
+        raise MatrixError(f"{where}: load.media_rate must be > 0 and at most rate ({load.rate:g})")
     return load
+
+
+def _profile(value, profiles: dict, where: str) -> dict:
+    """A load given by a profile's name (`loads:`), or a mapping of its own."""
+    if isinstance(value, str):
+        if value not in profiles:
+            raise MatrixError(f"{where}: load profile {value!r} is not defined (loads: "
+                              f"{', '.join(sorted(profiles)) or 'none'})")
+        return dict(profiles[value])
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MatrixError(f"{where}: load must be a profile name or a mapping")
+    return dict(value)
 
 
 def _unit(entry: dict, cls, where: str) -> UnitOutcome | None:
@@ -128,7 +152,10 @@ def _operation(entry, i: int, source: str, defaults: dict, timers: Timers, seen:
     if not isinstance(entry["switchover"], bool):
         raise MatrixError(f"{where}: switchover must be true or false, not {entry['switchover']!r}")
     unit = _unit(entry, cls, where)
-    load = _load({**(defaults.get("load") or {}), **(entry.get("load") or {})}, where)
+    # a profile's name replaces the default load; a mapping overrides some of its keys
+    own = entry.get("load")
+    base = {} if isinstance(own, str) else defaults["load"]
+    load = _load({**base, **_profile(own, defaults["loads"], where)}, where)
     # the bound follows from the kind and the HA timers; an operation may override it
     bound = entry.get("max_switchover_s", cls.max_switchover_s(timers))
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound <= 0:
@@ -137,23 +164,35 @@ def _operation(entry, i: int, source: str, defaults: dict, timers: Timers, seen:
                      entry["transient"], load, float(bound), unit, entry.get("expect"))
 
 
-def parse(text: str, source: str = "matrix.yaml", timers: Timers | None = None) -> list[Operation]:
+def parse(text: str, source: str = "matrix.yaml", timers: Timers | None = None,
+          profile: str | None = None) -> list[Operation]:
     """`timers`: the HA timers the bounds derive from (default: the environment's, as
-    `make testbed-up` passes them to the containers)."""
+    `make testbed-up` passes them to the containers). `profile`: a load profile of the
+    file's `loads:` in place of the default load (default: $TB_LOAD, as
+    `make acceptance LOAD=light` sets it)."""
     timers = timers or Timers.from_env(os.environ)
+    profile = profile if profile is not None else (os.environ.get("TB_LOAD") or None)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MatrixError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("operations"), list):
         raise MatrixError(f"{source}: expected a mapping with an 'operations' list")
-    unknown = sorted(set(doc) - {"defaults", "operations"})
+    unknown = sorted(set(doc) - {"defaults", "operations", "loads"})
     if unknown:
-        raise MatrixError(f"{source}: {unknown[0]}: unknown key (known: defaults, operations)")
+        raise MatrixError(f"{source}: {unknown[0]}: unknown key (known: defaults, loads, operations)")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - {"load"}:
         raise MatrixError(f"{source}: defaults: a mapping with only 'load' (the bounds come "
                           f"from each fault kind)")
+    profiles = doc.get("loads") or {}
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise MatrixError(f"{source}: loads: a mapping of profile names to loads")
+    for name, prof in profiles.items():
+        _load(prof, f"{source}: loads.{name}")
+    default = profile if profile is not None else defaults.get("load")
+    defaults = {"load": _profile(default, profiles, f"{source}: defaults" if profile is None
+                                 else f"TB_LOAD={profile}"), "loads": profiles}
     seen: set = set()
     return [_operation(e, i, source, defaults, timers, seen) for i, e in enumerate(doc["operations"])]
 

@@ -119,3 +119,96 @@ def test_connect_errors_are_classified():
     assert classify_connect_error(pymysql.err.OperationalError(2013, "Lost")) == P_UNREACHABLE
     assert classify_connect_error(pymysql.err.OperationalError(1053, "shutdown")) == P_REFUSED
     assert classify_connect_error(pymysql.err.OperationalError(1045, "denied")) == P_ERROR
+
+
+# ---- re-arming semi-sync on the main ---------------------------------------------------
+def test_semi_sync_off_with_a_replica_connected_needs_a_heartbeat_commit():
+    from emulator.host.db_agent import needs_rearm
+    assert needs_rearm({"Rpl_semi_sync_master_status": "OFF", "Rpl_semi_sync_master_clients": "1"})
+    assert not needs_rearm({"Rpl_semi_sync_master_status": "ON", "Rpl_semi_sync_master_clients": "1"})
+    assert not needs_rearm({"Rpl_semi_sync_master_status": "OFF", "Rpl_semi_sync_master_clients": "0"})
+    assert not needs_rearm({})
+
+
+class FakeCursor:
+    def __init__(self, status, log, procs=()):
+        self.status, self.log, self.rows, self.procs = status, log, [], list(procs)
+
+    def execute(self, sql, args=None):
+        self.log.append(sql)
+        self.rows = [{"Variable_name": k, "Value": v} for k, v in self.status.items()] \
+            if sql.startswith("SHOW GLOBAL STATUS") else \
+            self.procs if "PROCESSLIST" in sql else []
+
+    def fetchall(self):
+        return self.rows
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class FakeConn:
+    def __init__(self, status, procs=()):
+        self.status, self.log, self.procs = status, [], procs
+
+    def cursor(self):
+        return FakeCursor(self.status, self.log, self.procs)
+
+
+ZOMBIE = {"ID": 154, "USER": "repl", "COMMAND": "Killed", "STATE": "Waiting to finalize termination",
+          "TIME": 138}
+DUMPING = {"ID": 389, "USER": "repl", "COMMAND": "Binlog Dump", "STATE": "starting", "TIME": 2}
+
+
+def test_a_killed_dump_thread_that_does_not_end_is_a_zombie():
+    from emulator.host.db_agent import zombie_dump_threads
+    assert zombie_dump_threads([ZOMBIE, DUMPING]) == [154]
+    assert zombie_dump_threads([{**ZOMBIE, "TIME": 1}]) == []          # ending right now
+    assert zombie_dump_threads([{**ZOMBIE, "USER": "toolpack"}]) == []
+    assert zombie_dump_threads([DUMPING]) == []
+
+
+def test_the_main_restarts_semi_sync_when_a_killed_dump_thread_is_stuck(monkeypatch):
+    """Found by the killed-run test in CI: after a cut of the backup's host healed, the
+    main kept the old dump thread "Killed / Waiting to finalize termination" for minutes
+    and refused each reconnect of the replica; semi-sync off and on freed it at once."""
+    from emulator.host import db_agent
+    agent = db_agent.DbAgent.__new__(db_agent.DbAgent)
+    agent.next_rearm, agent.events = 0.0, []
+    monkeypatch.setattr(agent, "event", lambda kind, msg: agent.events.append((kind, msg)))
+    on = {"Rpl_semi_sync_master_status": "ON", "Rpl_semi_sync_master_clients": "0"}
+    stuck = FakeConn(on, [ZOMBIE, DUMPING])
+    agent.rearm_semi_sync(stuck)
+    toggles = [q for q in stuck.log if "rpl_semi_sync_master_enabled" in q]
+    assert toggles == ["SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                       "SET GLOBAL rpl_semi_sync_master_enabled = ON"]
+    assert agent.events and "[154]" in agent.events[0][1]
+    agent.next_rearm = 0.0
+    fine = FakeConn(on, [DUMPING])
+    agent.rearm_semi_sync(fine)
+    assert not [q for q in fine.log if "rpl_semi_sync_master_enabled" in q]
+
+
+def test_the_main_writes_its_heartbeat_only_while_semi_sync_is_off_and_once_a_second(monkeypatch):
+    """Found after a host's return in a benchmark: the backup replicated, caught up, and
+    the main's semi-sync stayed off for good (no write came), so the testbed never got
+    healthy again. The main's agent now commits a heartbeat then."""
+    from emulator.host import db_agent
+    agent = db_agent.DbAgent.__new__(db_agent.DbAgent)
+    agent.next_rearm = 0.0
+    clock = [100.0]
+    monkeypatch.setattr(db_agent.time, "monotonic", lambda: clock[0])
+    off = FakeConn({"Rpl_semi_sync_master_status": "OFF", "Rpl_semi_sync_master_clients": "1"})
+    agent.rearm_semi_sync(off)
+    assert any(sql.startswith("UPDATE toolpack_ha.epoch SET t") for sql in off.log)
+    n = len(off.log)
+    clock[0] += 0.5
+    agent.rearm_semi_sync(off)                     # within the period: not even asked
+    assert len(off.log) == n
+    clock[0] += 0.6
+    on = FakeConn({"Rpl_semi_sync_master_status": "ON", "Rpl_semi_sync_master_clients": "1"})
+    agent.rearm_semi_sync(on)
+    assert not any(sql.startswith("UPDATE") for sql in on.log)

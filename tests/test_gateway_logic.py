@@ -104,7 +104,8 @@ def test_accounts_disabled_403_at_limit_486_unknown_callers_unlimited(cli, in_us
 
 def test_only_the_active_gateway_routes():
     p = Pair()
-    assert route(p.b, "c1") == {"ok": False, "code": 503, "error": "host-b gateway is standby"}
+    assert route(p.b, "c1") == {"ok": False, "code": 503, "standby": True,
+                                "error": "host-b gateway is standby"}
     r = route(p.a, "c1")
     assert r["ok"] and r["gateway"] == "host-a" and r["routes"] == [{"host": "10.0.3.32", "port": 5060}]
 
@@ -310,3 +311,42 @@ def test_listing_pages_by_cursor_skips_no_call_when_others_end_meanwhile():
         after = page["calls"][-1]["call_id"]
         event(p.a, "ended", seen[0])                # a listed call ends between two pages
     assert seen == [f"c{i:03d}" for i in range(100)]
+
+
+def test_calls_in_use_per_caller_match_a_scan_of_the_records_whatever_the_changes():
+    """in_use is kept as a count per caller (O(1) per route request): after any mix of
+    changes, late fields, duplicates and purges it equals a count over every record."""
+    clock = [0.0]
+    recs = CallRecords(clock=lambda: clock[0])
+    rng = random.Random(11)
+    states = ["routing", "answered", "closing", "ended"]
+    for step in range(3000):
+        cid = f"c{rng.randrange(300)}"
+        change = {"call_id": cid, "state": rng.choice(states)}
+        if rng.random() < 0.7:
+            change["cli"] = rng.choice(["a", "b", "c"])
+        recs.merge(change)
+        if step % 200 == 0:
+            clock[0] += 60
+            recs.purge()
+        if step % 50 == 0:
+            for cli in ("a", "b", "c", None):
+                scan = sum(1 for r in recs.live() if r["cli"] == cli)
+                assert recs.in_use(cli) == scan
+                some = next((r["call_id"] for r in recs.live() if r["cli"] == cli), None)
+                if some:
+                    assert recs.in_use(cli, exclude=some) == scan - 1
+
+
+def test_a_reply_that_cannot_be_sent_does_not_take_the_server_down():
+    """A network cut makes sendto fail with EPERM (nftables): the answer is lost, the
+    server lives (the gateway of a cut host died with a traceback before)."""
+    from emulator.host.udp import Server
+
+    class NoSend:
+        def sendto(self, *a):
+            raise PermissionError(1, "Operation not permitted")
+
+    srv = Server.__new__(Server)
+    srv.sock = NoSend()
+    srv.reply(("10.0.0.1", 1), {"ok": True})     # no exception

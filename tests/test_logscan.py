@@ -67,6 +67,15 @@ def test_error_markers_and_mariadb_errors_are_failures():
     assert len(left) == 2 and "something broke" in left[0] and "out of memory" in left[1]
 
 
+def test_the_mains_lost_backup_is_allowed_only_for_operations_that_take_a_database_away():
+    line = docker_log("2026-12-03 13:19:06 16 [ERROR] Semi-sync master failed on net_flush() "
+                      "before waiting for slave reply")
+    assert logscan.find_errors(line)                                  # an error by itself
+    assert not logscan.find_errors(line, allow=logscan.BACKUP_DB_LOST)
+    from harness.scenario import DB_MAY_GO
+    assert "network_cut" in DB_MAY_GO and "kill_process" not in DB_MAY_GO
+
+
 def test_a_missing_expected_event_fails_and_says_which():
     sub = logscan.judge({"host-a": HOST}, {}, expect=[logscan.EVENTS["app_deadlocked"].format(app="gateway")])
     assert sub.status == "failed" and "toolpack: deadlock gateway" in sub.detail

@@ -1,5 +1,7 @@
 """Media measurement (harness/media.py) on synthetic streams: the largest gap of each
 call's RTP across a fault, and the streams that ran across it."""
+import pytest
+
 from harness.media import Stream, summary
 
 
@@ -74,3 +76,39 @@ def test_missing_announcements_names_the_address_without_garp():
     assert missing_announcements({"172.28.3.21": mac}, addrs, mac) == ["172.28.3.41/24"]
     assert missing_announcements({"172.28.3.21": "02:00:00:00:00:01", "172.28.3.41": mac},
                                  addrs, mac) == ["172.28.3.21/24"]
+
+
+def _dissected(path):
+    """The same datagrams through scapy's full dissection (the reference)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.utils import PcapReader
+    with PcapReader(str(path)) as reader:
+        return [(float(p.time), (p[IP].src, p[UDP].sport, p[IP].dst, p[UDP].dport),
+                 bytes(p[UDP].payload)) for p in reader if IP in p and UDP in p]
+
+
+@pytest.mark.parametrize("link", ["ether", "sll", "sll2"])
+def test_the_capture_reader_reads_what_scapy_dissects(tmp_path, link):
+    from scapy.layers.inet import ICMP, IP, UDP, TCP
+    from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Ether
+    from scapy.packet import Raw
+    from scapy.utils import wrpcap
+    from harness.media import udp_datagrams
+    head = {"ether": lambda: Ether(), "sll": lambda: CookedLinux(proto=0x0800),
+            "sll2": lambda: CookedLinuxV2(proto=0x0800)}[link]
+    rtp = bytes([0x80, 0]) + (4242).to_bytes(2, "big") + bytes(8) + b"voice" * 30
+    pkts = [head() / IP(src="10.0.0.1", dst="10.0.0.2", options=[]) / UDP(sport=4000, dport=5000) / Raw(rtp),
+            head() / IP(src="10.0.0.3", dst="10.0.0.4", ihl=6, options=b"\x01\x01\x01\x01")
+            / UDP(sport=1, dport=2) / Raw(b"x"),                        # IP options
+            head() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2) / Raw(b"no"),
+            head() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP()]
+    if link == "ether":
+        pkts.append(Ether() / ARP())
+    for i, p in enumerate(pkts):
+        p.time = 1796190000 + i * 0.020 + 0.000123
+    path = tmp_path / "c.pcap"
+    wrpcap(str(path), pkts)
+    got = list(udp_datagrams(path))
+    want = _dissected(path)
+    assert len(got) == 2
+    assert [(round(t, 6), k, p) for t, k, p in got] == [(round(t, 6), k, p) for t, k, p in want]

@@ -70,3 +70,14 @@ def test_operation(run_dir, op):
     res.stdout.fnmatch_lines(["*bad: verdict failed (result.json) but the test passed*"])
     page = next((pytester.path / "runs").glob("*/report.html")).read_text()
     assert "1 of 2 operations as the seed documents" in page
+
+
+def test_the_progress_line_gives_verdict_switchover_and_calls_by_class():
+    from harness.plugin import progress_line
+    r = {"operation": "kill-master-gateway", "status": "ok", "switchover_s": 0.3941,
+         "verdict": {"checks": [{"name": "calls", "data": {"counts": {
+             "established": 309, "transient": 12, "transient_accepted": 0,
+             "transient_dropped": 12, "new": 436}}}]}}
+    assert progress_line(r, 61.7) == ("[op] kill-master-gateway: ok, switchover 0.394 s, calls 309 "
+                                      "established, 12 transient (0 accepted / 12 dropped), 436 new, 62 s")
+    assert "no switchover" in progress_line({"operation": "x", "status": "error"}, 1)

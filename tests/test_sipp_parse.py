@@ -197,3 +197,63 @@ def test_live_failover_to_the_second_address_when_the_first_is_silent(tmp_path):
     calls = load.calls(far_end=uas)
     assert [(c.outcome, c.retries, c.far_bye) for c in calls] == [("completed", 1, True)] * 3
     assert all(c.answer_t - c.invite_t >= 1.0 for c in calls)   # waited 1 s for the first
+
+
+def _short(tmp_path, rows):
+    t0 = 1795598065.0
+    short = tmp_path / "short.log"
+    short.write_text("".join(f"2026-11-25\t09:14:25.{i:06d}\t{t0 + i / 1e6:.6f}\t{d}\t{cid}\t{cseq}\t{first}\n"
+                             for i, (d, cid, cseq, first) in enumerate(rows)))
+    return parse_shortmsg(short)
+
+
+def test_a_far_end_ignores_a_late_request_of_a_call_it_never_had(tmp_path):
+    # the previous operation's far end took call "old"; its late BYE reached this one
+    rows = [("R", "old@h", "CSeq:2 BYE", "BYE sip:sipp@10.0.0.2:5060 SIP/2.0"),
+            ("S", "old@h", "CSeq:2 BYE", "SIP/2.0 481 Call/Transaction Does Not Exist"),
+            ("R", "new@h", "CSeq:1 INVITE", "INVITE sip:1000@10.0.0.1:5060 SIP/2.0"),
+            ("S", "new@h", "CSeq:1 INVITE", "SIP/2.0 200 OK")]
+    assert [c.call_id for c in build_calls(_short(tmp_path, rows), "uas")] == ["new@h"]
+    # a caller always sends the INVITE first: a dialog without one is a broken trace
+    with pytest.raises(TraceError, match="no INVITE"):
+        build_calls(_short(tmp_path, [("S", "x@h", "CSeq:2 BYE", "BYE sip:1000@10.0.0.1 SIP/2.0")]), "uac")
+
+
+@needs("sipp", "Debian sip-tester")
+def test_live_far_end_answers_a_retransmitted_invite_and_then_the_bye(tmp_path):
+    """A caller whose 200 was late (a silent port) retransmits its INVITE: the far end
+    must keep the call and answer the BYE (it used to abort the call on it)."""
+    b = _free_udp_base(11)
+    ex = LocalExecutor(tmp_path)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", b + 1))
+    sock.settimeout(3)
+    me, cid = f"127.0.0.1:{b + 1}", "retrans-1@127.0.0.1"
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n"
+
+    def request(method, cseq, to_tag="", body=""):
+        return (f"{method} sip:1000@127.0.0.1:{b} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}\r\n"
+                f"From: <sip:c@{me}>;tag=c1\r\nTo: <sip:1000@127.0.0.1>{to_tag}\r\nCall-ID: {cid}\r\n"
+                f"CSeq: {cseq} {method}\r\nContact: <sip:c@{me}>\r\nMax-Forwards: 70\r\n"
+                + ("Content-Type: application/sdp\r\n" if body else "")
+                + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+    def until(code, method):
+        while True:
+            msg = sock.recv(65000).decode()
+            if msg.startswith(f"SIP/2.0 {code}") and f" {method}\r\n" in msg.split("CSeq:", 1)[1].split("\r\n", 1)[0] + "\r\n":
+                return msg
+
+    with SippUas(ex, "127.0.0.1", port=b, media_port=b + 2, control_port=b + 9) as uas:
+        invite = request("INVITE", 1, body=sdp)
+        sock.sendto(invite, ("127.0.0.1", b))
+        ok = until(200, "INVITE")
+        sock.sendto(invite, ("127.0.0.1", b))          # sent before that 200 arrived
+        tag = ";tag=" + ok.split("\r\nTo:", 1)[1].split("tag=", 1)[1].split("\r\n", 1)[0]
+        sock.sendto(request("ACK", 1, tag), ("127.0.0.1", b))
+        sock.sendto(request("BYE", 2, tag), ("127.0.0.1", b))
+        until(200, "BYE")
+        uas.stop()
+    sock.close()
+    (leg,) = uas.calls()
+    assert leg.outcome == "completed" and leg.abort is None

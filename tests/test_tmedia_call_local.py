@@ -234,9 +234,9 @@ m=audio [media_port] RTP/AVP 8
 a=rtpmap:8 PCMA/8000
 """
 
-UAC_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="tb uac with media">
-  <send retrans="500"><![CDATA[
+# The caller's INVITE (SDP offer, X-Tb-Call) and its ACK of a 200, shared by the
+# scenarios below.
+INVITE_SEND = """  <send retrans="500"><![CDATA[
 INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -251,15 +251,8 @@ Content-Length: [len]
 
 %(sdp)s
 ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true" rrs="true">
-    <action>
-      <ereg regexp="%(gateway)s" search_in="hdr" header="X-Tb-Gateway:" check_it="true" assign_to="gw"/>
-    </action>
-  </recv>
-  <send><![CDATA[
+"""
+ACK_200_SEND = """  <send><![CDATA[
 ACK [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -270,9 +263,27 @@ Contact: sip:sipp@[local_ip]:[local_port]
 Max-Forwards: 70
 Content-Length: 0
 ]]></send>
-  <nop><action><exec play_pcap_audio="%(pcap)s"/></action></nop>
-  <pause milliseconds="%(hold)d"/>
-  <send retrans="500" start_txn="bye"><![CDATA[
+"""
+
+# The ACK of a final failure response: part of the INVITE transaction (its branch).
+ACK_FAILURE_SEND = """  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+"""
+
+
+def bye_send(txn: str | None = None, headers: str = "") -> str:
+    """The caller's BYE (in its own transaction `txn` when given, so that a retransmitted
+    200 to the INVITE cannot pass for the BYE's), with extra `headers` lines."""
+    start = f' start_txn="{txn}"' if txn else ""
+    return f"""  <send retrans="500"{start}><![CDATA[
 BYE [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -281,10 +292,24 @@ Call-ID: [call_id]
 CSeq: 2 BYE
 Contact: sip:sipp@[local_ip]:[local_port]
 Max-Forwards: 70
-X-Seen-Gateway: [$gw]
-Content-Length: 0
+{headers}Content-Length: 0
 ]]></send>
-  <!-- response_txn: a retransmitted 200 to the INVITE must not pass for the BYE's -->
+"""
+
+
+UAC_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tb uac with media">
+""" + INVITE_SEND + """  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true">
+    <action>
+      <ereg regexp="%(gateway)s" search_in="hdr" header="X-Tb-Gateway:" check_it="true" assign_to="gw"/>
+    </action>
+  </recv>
+""" + ACK_200_SEND + """  <nop><action><exec play_pcap_audio="%(pcap)s"/></action></nop>
+  <pause milliseconds="%(hold)d"/>
+""" + bye_send(txn="bye", headers="X-Seen-Gateway: [$gw]\n") + """  <!-- response_txn: a retransmitted 200 to the INVITE must not pass for the BYE's -->
   <recv response="200" response_txn="bye" crlf="true"/>
 </scenario>
 """
@@ -307,17 +332,7 @@ Content-Length: [len]
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="%(code)d"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-</scenario>
+""" + ACK_FAILURE_SEND + """</scenario>
 """
 
 UAC_CANCEL_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -752,6 +767,57 @@ def test_deadlocked_sip_application_reboots_the_unit(tmp_path):
     assert "REBOOT: SIP application deadlocked" in unit.log()
 
 
+def options_answered(sip_port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.sendto((f"OPTIONS sip:unit@127.0.0.1:{sip_port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-tb{port}\r\n"
+                  f"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:unit@127.0.0.1>\r\n"
+                  f"Call-ID: probe-{port}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                  f"Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", sip_port))
+        try:
+            return s.recv(65000).startswith(b"SIP/2.0 200 ")
+        except socket.timeout:
+            return False
+
+
+def test_a_hot_spare_serves_a_unit_with_the_sip_application_it_started_beforehand(tmp_path):
+    """A spare board keeps its SIP applications started and waiting (hot_spare.py); given
+    a unit, the stack that answers SIP is one of those processes, not a new one."""
+    unit = Unit(tmp_path, TMEDIA_SERVICE="", TMEDIA_HOT_STACKS="2")
+    gw = FakeGateway()
+    poller = Poller(unit, gw)
+    try:
+        def waiting():
+            try:
+                hot = unit.status()["hot_spare"]
+            except (socket.timeout, ConnectionRefusedError):
+                return None
+            return hot["pids"] if hot["waiting"] == 2 else None
+        pids = wait_for(waiting, 20, "two SIP applications waiting")
+        assert not options_answered(unit.sip_port)          # nothing bound yet
+        poller.start()
+        r = control(unit.control_port, {"op": "assume", "seq": 2, "controller": "host-test",
+                                        "unit": "tmedia-t", "address": "127.0.0.1/32"})
+        assert r["ok"] is True, r
+        st = wait_for(lambda: (lambda s: s if s["sip_stacks"] and s["sip_stacks"][0]["heartbeat"] else None)(
+            unit.status()), 20, "the unit's SIP stack to run")
+        assert st["sip_stacks"][0]["pid"] in pids
+        assert st["hot_spare"]["waiting"] == 1              # not refilled while serving
+        assert wait_for(lambda: options_answered(unit.sip_port), 10, "an answer to OPTIONS")
+        assert "SIP stack sip-0 of tmedia-t started hot" in unit.log()
+    finally:
+        poller.stop_and_release()
+        rc = unit.stop()
+        gw.close()
+    assert rc == 0, unit.err.read_text()
+    for pid in pids:                                      # none left running
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
 def test_survives_garbage_and_stops_cleanly_on_sigterm(tmp_path):
     unit = Unit(tmp_path)
     try:
@@ -767,19 +833,72 @@ def test_survives_garbage_and_stops_cleanly_on_sigterm(tmp_path):
             {"ok": False, "error": "unknown op 'reboot'", "seq": 4}
         assert control(unit.control_port, {"op": "poll", "seq": 5, "controller": "h", "lease_ms": -1})["ok"] is False
         # a well-formed SIP request after the junk is still answered
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(2)
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            s.sendto((f"OPTIONS sip:unit@127.0.0.1:{unit.sip_port} SIP/2.0\r\n"
-                      f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-tb1\r\n"
-                      f"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:unit@127.0.0.1>\r\n"
-                      f"Call-ID: probe-1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-                      f"Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", unit.sip_port))
-            assert s.recv(65000).startswith(b"SIP/2.0 200 ")
+        assert options_answered(unit.sip_port)
         assert unit.proc.poll() is None
         assert unit.status()["ok"] is True
     finally:
         rc = unit.stop()
     assert rc == 0, unit.err.read_text()
     assert "stopped" in unit.log()
+
+
+# A caller that takes either answer: 503 (it must carry Retry-After, else the call
+# fails) or 200 (ACK, BYE at once).
+UAC_FLOOD_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tb uac flood">
+""" + INVITE_SEND + """  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="503" optional="true" next="shed">
+    <action>
+      <ereg regexp="[0-9]+" search_in="hdr" header="Retry-After:" check_it="true" assign_to="ra"/>
+    </action>
+  </recv>
+  <recv response="200" rrs="true"/>
+""" + ACK_200_SEND + bye_send() + """  <recv response="200" crlf="true" next="end"/>
+  <label id="shed"/>
+""" + ACK_FAILURE_SEND + """  <label id="end"/>
+  <Reference variables="ra"/>
+</scenario>
+"""
+
+
+@needs_sipp
+def test_a_unit_driven_far_past_its_rate_sheds_with_503_and_keeps_its_calls(tmp_path):
+    """Overload is not a crash: a unit taking 5 new calls/s, offered 100/s for 4 s while
+    5 calls with media are established, refuses the excess with 503 + Retry-After (every
+    503 must carry it), does not reboot or log a traceback, and its established calls
+    end normally at both ends."""
+    unit = Unit(tmp_path, TMEDIA_MAX_CPS="5", TMEDIA_WATCHDOG_MS="3600000")
+    gateway = FakeGateway()
+    try:
+        unit.wait_ready()
+        boots, pid = unit.status()["boots"], unit.status()["app"]["pid"]
+        poller = Poller(unit, gateway)
+        poller.start()
+        try:
+            far, far_port = uas(tmp_path, "uas", 10000)
+            gateway.routes = [("127.0.0.1", far_port)]
+            wait_udp_bound(far_port)
+            held = uac(tmp_path, "uac-held", unit, UAC_XML % {"sdp": SDP, "gateway": GATEWAY_NAME,
+                                                               "pcap": PCAP, "hold": 8000}, calls=5, rate=2)
+            wait_for(lambda: unit.status()["calls_active"] >= 5, 15, "5 established calls")
+            shed_before = unit.status()["calls_shed"]
+            flood = uac(tmp_path, "uac-flood", unit, UAC_FLOOD_XML % {"sdp": SDP}, calls=400, rate=100)
+            flood.wait(60)
+            held.wait(60)
+            st = unit.status()
+        finally:
+            poller.stop_and_release()
+        assert held.calls() == (5, 0), held.describe()       # established calls went on
+        ok, failed = flood.calls()
+        assert failed == 0, flood.describe()                 # every answer a 200 or a 503 + Retry-After
+        shed = st["calls_shed"] - shed_before
+        # 4 s at 5/s plus the bucket's burst may be taken; the rest must be shed
+        assert shed >= 400 - 40, f"{shed} of 400 calls shed"
+        assert st["boots"] == boots and st["app"]["pid"] == pid, "the unit rebooted"
+    finally:
+        rc = unit.stop()
+        gateway.close()
+    logs = unit.log() + unit.err.read_text()
+    assert "Traceback" not in logs and "REBOOT" not in logs, logs[-3000:]
+    assert rc == 0

@@ -199,3 +199,37 @@ def test_assume_without_a_board_is_refused(agent):
     ask(agent, poll())
     r = ask(agent, {"op": "assume", "controller": "host-a", "unit": None})
     assert r["ok"] is False and "no board" in r["error"]
+
+
+def test_polls_are_answered_while_a_calls_request_waits_for_a_busy_reactor():
+    """`calls` waits for the SIP applications' reactors; on the agent's one thread a
+    poll queued behind it was answered after the lease had lapsed (a healthy unit lost
+    its lease, and its host the majority). It has a thread of its own now."""
+    import socket
+    import threading
+    import time as _time
+
+    release = threading.Event()
+
+    class BusyStack:
+        def list_calls(self, timeout):
+            release.wait(2)          # a reactor that takes its time
+            return []
+
+    agent = ControlAgent("tmedia-1", Counters(), port=0, host="127.0.0.1", log=lambda m: None)
+    agent.stack = BusyStack()
+    agent.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(1.0)
+            addr = ("127.0.0.1", agent.port)
+            s.sendto(json.dumps({"op": "calls", "seq": 1}).encode(), addr)
+            t0 = _time.monotonic()
+            s.sendto(json.dumps(poll(seq=2)).encode(), addr)
+            first = json.loads(s.recv(65000))
+            assert first["seq"] == 2 and first["ok"] and _time.monotonic() - t0 < 0.2
+            release.set()
+            assert json.loads(s.recv(65000))["seq"] == 1
+    finally:
+        release.set()
+        agent.stop()

@@ -193,3 +193,79 @@ def test_parse_routes_keeps_order_and_drops_junk():
                          {"host": "172.28.3.33"}, {"host": "172.28.3.34", "port": 0}]) == \
         [("172.28.3.32", 5060), ("172.28.3.33", 5060)]
     assert parse_routes(None) == []
+
+
+def lease_moves(client, old: Gw, new: Gw, call_id: str, before_move=None):
+    """A request sent to `old` (the lease's gateway), then the lease moved to `new`:
+    the route result. `before_move()` runs once `old` got the request."""
+    lease = [[old.addr]]
+    done, box = threading.Event(), {}
+    try:
+        client.route([old.addr], call_id, "sipp", "1000",
+                     lambda r: (box.setdefault("r", r), done.set()), gateways_fn=lambda: lease[0])
+        wait = time.monotonic() + 1
+        while not old.got and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert old.got, "the first request went to the old host"
+        if before_move is not None:
+            before_move(done)
+        lease[0] = [new.addr]                 # the lease moved
+        assert done.wait(1.0)
+        return box["r"]
+    finally:
+        old.close()
+        new.close()
+
+
+def test_a_request_follows_the_lease_to_the_new_active_host_within_its_deadline(client):
+    """Sent to the old active host (dead, silent) just before the unit's lease moved: the
+    next retransmission goes to the new lease's gateway, whose answer wins in time
+    (before, the request waited for the dead host and the caller got 503)."""
+    new = Gw(ok("host-b"))
+    r = lease_moves(client, Gw(None), new, "c-moved")
+    assert r.ok and r.gateway == "host-b"
+    assert [m["call_id"] for m in new.got] == ["c-moved"]
+
+
+def test_a_request_made_without_a_lease_waits_for_one_until_its_deadline(client):
+    """Between the old holder's lease lapsing and the new host's first poll the unit has
+    no lease: a call then waits for one (up to the deadline) instead of a 503 at once."""
+    gw = Gw(ok("host-b"))
+    lease = [()]
+    done, box = threading.Event(), {}
+    try:
+        client.route([], "c-nolease", "sipp", "1000",
+                     lambda r: (box.setdefault("r", r), done.set()), gateways_fn=lambda: lease[0])
+        assert not done.wait(0.15), "answered before any lease existed"
+        lease[0] = [gw.addr]
+        assert done.wait(1.0) and box["r"].ok and box["r"].gateway == "host-b"
+        late = threading.Event()
+        client.route([], "c-never", "sipp", "1000", lambda r: (box.update(late=r), late.set()),
+                     gateways_fn=lambda: ())
+        assert late.wait(2.0) and box["late"].code == 503 and "no lease" in box["late"].reason
+    finally:
+        gw.close()
+
+
+def test_a_standby_refusal_waits_for_the_lease_to_move_to_the_active_host(client):
+    """A host quitting gracefully steps down before the unit's lease moves: its gateway
+    answers 503 standby. That is no final answer: the request is asked again of the
+    current lease until its deadline, and the new active host's ok wins (before, the
+    caller got the standby's 503 at once: CI quit-master-service)."""
+    old = Gw(lambda m: {"ok": False, "code": 503, "standby": True, "error": "host-b gateway is standby"})
+
+    def still_open(done):
+        assert not done.wait(0.15), "the standby's refusal ended the request"
+    r = lease_moves(client, old, Gw(ok("host-a")), "c-stepdown", before_move=still_open)
+    assert r.ok and r.gateway == "host-a"
+
+
+def test_a_standby_refusal_stands_when_the_lease_never_moves(client):
+    gw = Gw(lambda m: {"ok": False, "code": 503, "standby": True, "error": "host-b gateway is standby"})
+    try:
+        res, took = ask(client, [gw.addr])
+        assert not res.ok and res.code == 503 and "standby" in res.reason
+        assert took >= 0.35          # kept asking until the deadline
+        assert len(gw.got) >= 3
+    finally:
+        gw.close()

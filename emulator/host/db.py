@@ -157,7 +157,7 @@ class Db:
                                      database=DATABASE, autocommit=True,
                                      connect_timeout=self.connect_timeout,
                                      read_timeout=self.read_timeout, write_timeout=self.read_timeout,
-                                     cursorclass=pymysql.cursors.DictCursor)
+                                     cursorclass=pymysql.cursors.DictCursor, ssl_disabled=True)
             except RETRYABLE as exc:
                 errors.append(f"{ip}: {exc}")
                 continue
@@ -218,7 +218,8 @@ def server_status(ip: str, password: str, connect=pymysql.connect) -> dict:
     out: dict = {"ip": ip, "reachable": False}
     try:
         conn = connect(host=ip, user="toolpack", password=password, database=DATABASE,
-                       connect_timeout=0.7, read_timeout=2, cursorclass=pymysql.cursors.DictCursor)
+                       connect_timeout=0.7, read_timeout=2, cursorclass=pymysql.cursors.DictCursor,
+                       ssl_disabled=True)
     except pymysql.err.MySQLError as exc:
         out["error"] = str(exc)
         return out

@@ -62,6 +62,8 @@ PROBE_TIMEOUT = 0.5     # connect/read timeout when asking the peer server (same
 DRAIN_TIMEOUT = 30      # s to apply the received relay log before a promotion
 CLONE_TIMEOUT = 120
 ERROR_BACKOFF = 1.0
+REARM_PERIOD = 1.0      # s between looks at the main's semi-sync status
+ZOMBIE_S = 3            # a killed dump thread older than this is stuck (they end at once)
 
 NOTHING, WAIT, BECOME_MAIN, DEMOTE, CLONE = "nothing", "wait", "become_main", "demote", "clone"
 # what a probe of the peer server found
@@ -123,6 +125,26 @@ def decide(local: Local, peer: Peer, me: str, peer_ip: str, preferred: bool,
     return WAIT, f"peer {peer_ip}: {peer.error}"
 
 
+def needs_rearm(status: dict) -> bool:
+    """The main's semi-sync is off while a semi-sync replica is connected. MariaDB turns
+    it back on only at a commit the replica acknowledges, so a replica that came back and
+    caught up leaves it off until the next write: with no writes it stays off for good
+    (the next commit would not wait for the backup, and the testbed is not healthy)."""
+    return status.get("Rpl_semi_sync_master_status") == "OFF" and \
+        int(status.get("Rpl_semi_sync_master_clients") or 0) > 0
+
+
+def zombie_dump_threads(rows: list[dict], min_age_s: float = ZOMBIE_S) -> list[int]:
+    """Binlog dump threads of the replication user that were killed and have not ended for
+    `min_age_s` (processlist rows). MariaDB 10.11 leaves one "Killed / Waiting to finalize
+    termination" when a replica cut off reconnects: its ending waits on the semi-sync ack
+    receiver, and each new dump connection of that replica is refused while it lives
+    (seen for minutes after a cut healed, replication stopped and the testbed unhealthy)."""
+    return [int(r["ID"]) for r in rows
+            if r.get("USER") == "repl" and float(r.get("TIME") or 0) >= min_age_s
+            and (r.get("COMMAND") == "Killed" or r.get("STATE") == "Waiting to finalize termination")]
+
+
 def classify_connect_error(exc: Exception) -> str:
     """Refused means: the peer host answers and nothing listens on 3306 (its MySQL is
     down); a timeout or no route means the host itself may be gone or cut off."""
@@ -144,6 +166,15 @@ def read_epoch(cur) -> tuple[int, str | None]:
     return (int(row["epoch"]), row["main"]) if isinstance(row, dict) else (int(row[0]), row[1])
 
 
+def _close(conn) -> None:
+    """Close a kept connection that may already be broken (its error says nothing new)."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
 def peer_host_lost() -> bool:
     """This host is active and its sys_manager (fresh view) hears the peer on no path."""
     sysmgr = state.read("sysmgr")
@@ -161,12 +192,14 @@ class DbAgent(threading.Thread):
         self.peer_ip = s.db_backup if self.preferred else s.db_main
         self.prepared_pid = None
         self.peer_conn = None
-        self.role = "down"
+        self.root_conn = self.root_pid = None
+        self.role, self.role_pid, self.step_pid = "down", None, None
         self.why = ""
         self.last = {"local": None, "peer": None}
         self.events: list[dict] = []
         self.stop = threading.Event()
         self.retry_at = 0.0
+        self.next_rearm = 0.0
 
     # ---- the loop -------------------------------------------------------------------
     def run(self):
@@ -181,19 +214,22 @@ class DbAgent(threading.Thread):
                 self.retry_at = time.monotonic() + ERROR_BACKOFF
 
     def step(self):
+        # the mariadbd this step reads and acts on: a kill and a start during a slow step
+        # (a peer probe waits up to its timeout) must not give the new server this role
+        self.step_pid = self.server.pid
         if not self.server.running():
             self._set_role("down", "mariadbd not running")
             self.prepared_pid = None
             return
         try:
-            conn = root_conn(timeout=1.0)
+            conn = self._root()
         except pymysql.err.MySQLError:
             self._set_role("starting", "mariadbd not accepting connections yet")
             return
         try:
-            if self.prepared_pid != self.server.pid:
+            if self.prepared_pid != self.step_pid:
                 self.prepare(conn)
-                self.prepared_pid = self.server.pid
+                self.prepared_pid = self.step_pid
             local = self.read_local(conn)
             peer = self.probe_peer()
             self.last = {"local": local.__dict__, "peer": peer.__dict__}
@@ -208,8 +244,24 @@ class DbAgent(threading.Thread):
             else:
                 self._set_role("main" if not local.read_only else
                                ("replica" if action == NOTHING else "waiting"), why)
-        finally:
-            conn.close()
+                if not local.read_only:
+                    self.rearm_semi_sync(conn)
+        except BaseException:
+            self._close_root()      # a failed step connects afresh next time
+            raise
+
+    def _root(self):
+        """The local server's root connection, kept across ticks (a new connection ten
+        times a second cost the host a fifth of a core) and made anew for a new mariadbd."""
+        if self.root_conn is not None and self.root_pid == self.step_pid:
+            return self.root_conn
+        self._close_root()
+        self.root_conn, self.root_pid = root_conn(timeout=1.0), self.step_pid
+        return self.root_conn
+
+    def _close_root(self):
+        _close(self.root_conn)
+        self.root_conn = self.root_pid = None
 
     # ---- reading --------------------------------------------------------------------
     def read_local(self, conn) -> Local:
@@ -231,7 +283,7 @@ class DbAgent(threading.Thread):
                     host=self.peer_ip, port=3306, user="toolpack", password=self.s.db_password,
                     connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT,
                     write_timeout=PROBE_TIMEOUT, autocommit=True,
-                    cursorclass=pymysql.cursors.DictCursor)
+                    cursorclass=pymysql.cursors.DictCursor, ssl_disabled=True)
             with self.peer_conn.cursor() as cur:
                 cur.execute("SELECT @@read_only AS ro")
                 ro = bool(cur.fetchone()["ro"])
@@ -245,11 +297,7 @@ class DbAgent(threading.Thread):
             return Peer(classify_connect_error(exc), error=str(exc))
 
     def _close_peer(self):
-        if self.peer_conn is not None:
-            try:
-                self.peer_conn.close()
-            except Exception:
-                pass
+        _close(self.peer_conn)
         self.peer_conn = None
 
     # ---- actions --------------------------------------------------------------------
@@ -307,6 +355,31 @@ class DbAgent(threading.Thread):
             cur.execute("SET GLOBAL read_only = OFF")
         self.event("main", f"{why}; epoch {epoch}; writable after {time.monotonic() - t0:.3f} s")
         self._set_role("main", why)
+
+    def rearm_semi_sync(self, conn):
+        """On the main, once a second: a heartbeat commit (the epoch row's time, nothing
+        the role rule reads) while semi-sync is off with a replica connected (needs_rearm):
+        the replica's acknowledgement of it turns semi-sync back on."""
+        now = time.monotonic()
+        if now < self.next_rearm:
+            return
+        self.next_rearm = now + REARM_PERIOD
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                        "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')")
+            status = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
+            if needs_rearm(status):
+                cur.execute(f"UPDATE {HA_DB}.epoch SET t = %s WHERE id = 1", (time.time(),))
+            cur.execute("SELECT ID, USER, COMMAND, STATE, TIME FROM information_schema.PROCESSLIST "
+                        "WHERE USER = 'repl'")
+            stuck = zombie_dump_threads(cur.fetchall())
+            if stuck:
+                # turning semi-sync master off and on restarts its ack receiver, which lets
+                # the killed thread end (the commits of that instant are asynchronous)
+                cur.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+                cur.execute("SET GLOBAL rpl_semi_sync_master_enabled = ON")
+                self.event("semi_sync", f"dump thread(s) {stuck} killed but stuck for "
+                                        f">= {ZOMBIE_S} s: semi-sync master restarted")
 
     def demote(self, conn, why: str):
         with conn.cursor() as cur:
@@ -378,6 +451,10 @@ class DbAgent(threading.Thread):
         self.publish()
 
     def _set_role(self, role: str, why: str):
+        # role_pid: the mariadbd the role was decided for (the step's, read when it began).
+        # A kill and a start within one error backoff, or within one slow step, leave the
+        # old role standing until a step of the new server decides.
+        self.role_pid = None if role == "down" else self.step_pid
         if role != self.role:
             self.role, self.why = role, why
             self.event("role", f"{role} ({why})")
@@ -387,5 +464,6 @@ class DbAgent(threading.Thread):
         state.write("db", self.status())
 
     def status(self) -> dict:
-        return {"ip": self.me, "peer": self.peer_ip, "role": self.role, "why": self.why,
+        return {"ip": self.me, "peer": self.peer_ip, "role": self.role, "role_pid": self.role_pid,
+                "why": self.why,
                 "last": self.last, "events": self.events[-20:], "updated": time.time()}

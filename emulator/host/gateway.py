@@ -29,7 +29,7 @@ from .config_store import ConfigStore
 from .db import Db
 from .routing import Routing
 from .settings import GATEWAY_PORT, UNIT_CONTROL_PORT, Settings
-from .udp import Client, Server, encode
+from .udp import Client, Server
 
 APP = "gateway"
 LOAD_PERIOD = 0.5        # how often the latest loaded version is looked up
@@ -104,7 +104,10 @@ class Gateway:
     def op_route(self, msg, addr):
         role = self.role_fn()
         if role != "active":
-            return {"ok": False, "code": 503, "error": f"{self.s.host} gateway is {role}"}
+            # "standby": not a final answer; the unit waits for its lease to move to the
+            # new active host (a graceful quit steps down before the lease moves)
+            return {"ok": False, "code": 503, "standby": True,
+                    "error": f"{self.s.host} gateway is {role}"}
         if self.version is None:   # never loaded (database unreachable since start)
             return {"ok": False, "code": 503, "error": f"{self.s.host} gateway has no configuration yet"}
         call_id, cli, cld = str(msg["call_id"]), msg.get("cli"), str(msg.get("cld", ""))
@@ -297,7 +300,7 @@ def main():
 
     def reply(addr, msg):
         with reply_lock:
-            server.sock.sendto(encode(msg), addr)
+            server.reply(addr, msg)
 
     gw.reply_fn = reply
     gw.load()

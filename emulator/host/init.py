@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+from .. import sshd
 from . import ctl, state
 from .db_agent import DbAgent
 from .mysql_server import CtlError, MysqlServer
@@ -102,6 +103,8 @@ def main():
     if RoleLog(s.host).close_dead("host booted: the previous boot ended while active"):
         state.log(APP, "role log: closed the previous boot's active interval")
 
+    if sshd.start() is not None:
+        state.log(APP, "sshd started (keys from the bring-up)")
     try:
         state.log(APP, server.start())
     except Exception as exc:      # the host stays up with MySQL down, as a real one would

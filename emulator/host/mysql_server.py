@@ -60,7 +60,7 @@ def mariadbd_args(s: Settings) -> list[str]:
 
 
 def root_conn(timeout: float = 2.0, dict_cursor: bool = True):
-    return pymysql.connect(unix_socket=SOCKET, user="root", autocommit=True,
+    return pymysql.connect(unix_socket=SOCKET, user="root", autocommit=True, ssl_disabled=True,
                            connect_timeout=timeout, read_timeout=30,
                            cursorclass=pymysql.cursors.DictCursor if dict_cursor
                            else pymysql.cursors.Cursor)

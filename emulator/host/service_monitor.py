@@ -24,7 +24,7 @@ from .udp import Client
 
 APP = "toolpack"
 CRASH_BACKOFF = 0.2        # a crash-looping app is restarted at most this often
-DEADLOCK_S = int(os.environ.get("TB_DEADLOCK_MS", "1500")) / 1000.0
+DEADLOCK_S = int(os.environ.get("TB_DEADLOCK_MS", "500")) / 1000.0
 FIRST_BEAT_S = 5.0         # a starting interpreter gets this long for its first heartbeat
 RUN_FLAGS_EVERY = 1.0
 MAX_EVENTS = 200

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from . import state
 from .config_store import ConfigStore
@@ -30,7 +31,29 @@ from .settings import APPS, GATEWAY_PORT, OAM_PORT, Settings
 from .udp import Client
 
 RELOAD_POLL = 0.1
+RELOAD_MIN_S = 0.5       # a reload waits for the engine's next look at the request table
 DB_PROBE_PERIOD = 0.5
+
+
+class ErrorOut(BaseModel):
+    """Every error: `detail` says what is wrong (a failed reload: its result as well);
+    a 422 also lists each invalid field in `errors`."""
+    detail: str | dict
+    errors: list[dict] | None = None
+
+
+ERRORS = {401: "missing or wrong bearer token", 404: "no such configuration, host, "
+          "application, unit, trunk, stack, route, account or call",
+          409: "a conflict: duplicate, no active configuration, this host is standby",
+          422: "the request does not validate (each field named)",
+          502: "a unit or the engine failed to carry it out",
+          503: "configuration database or gateway unavailable, or no active engine",
+          504: "the call's unit did not answer"}
+
+
+def errors(*codes: int) -> dict:
+    """OpenAPI `responses` for the error codes a route can answer."""
+    return {c: {"model": ErrorOut, "description": ERRORS[c]} for c in codes}
 
 
 def call_id_path():   # a fresh Path per parameter: FastAPI binds a Path object to one name
@@ -115,6 +138,19 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    @app.middleware("http")
+    async def token_first(request: Request, call_next):
+        """The token is checked before the body is read or validated: without it, bad
+        JSON is a 401 like anything else (the route dependency alone came after the
+        body's 400/422). The dependency stays, for the published security scheme."""
+        if request.url.path.startswith("/api/"):
+            scheme, _, cred = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(
+                    cred.strip().encode(), s.oam_token.encode()):
+                return JSONResponse(status_code=401, content={"detail": "missing or wrong bearer token"},
+                                    headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError):
         errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
@@ -133,7 +169,8 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
     def healthz() -> dict:
         return {"ok": True, "host": s.host}
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)],
+                    responses=errors(401, 422, 503))
 
     def config_or_active(config: str | None) -> str:
         if config is None:
@@ -174,14 +211,15 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
                 "loaded": links.state("engine").get("loaded"),
                 "latest_version": store.latest_version_id()}
 
-    @api.post("/configurations/{name}/activate")
+    @api.post("/configurations/{name}/activate", responses=errors(404))
     def activate(name: str = name_path()) -> dict:
         if not store.activate(name):
             raise HTTPException(404, f"no configuration {name!r}")
         return {"active": name, "reload_required": True}
 
-    @api.post("/configurations/reload")
-    def reload(timeout_s: float = Query(15.0, gt=0, le=60)) -> dict:
+    @api.post("/configurations/reload", responses=errors(502))
+    def reload(timeout_s: float = Query(15.0, ge=RELOAD_MIN_S, le=60,
+                                        description="how long to wait for the engine")) -> dict:
         req = store.request_reload(s.host)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -221,18 +259,18 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no application {app!r} (applications: {', '.join(APPS)})")
         return host
 
-    @api.get("/applications")
+    @api.get("/applications", responses=errors(404))
     def applications(host: str | None = host_query()) -> dict:
         host = check_host_app(host)
         wanted, seen = store.app_run(host), host_apps(host)
         return {"host": host, "applications": [app_view(host, a, wanted, seen) for a in APPS]}
 
-    @api.get("/applications/{app}")
+    @api.get("/applications/{app}", responses=errors(404))
     def application(app: str, host: str | None = host_query()) -> dict:
         host = check_host_app(host, app)
         return app_view(host, app, store.app_run(host), host_apps(host))
 
-    @api.put("/applications/{app}")
+    @api.put("/applications/{app}", responses=errors(404))
     def set_application(body: RunIn, app: str, host: str | None = host_query()) -> dict:
         """Stores the flag (table app_run); the host's Toolpack service applies it."""
         host = check_host_app(host, app)
@@ -261,12 +299,12 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             out.append(dict(row, state=state))
         return out
 
-    @api.get("/trunks")
+    @api.get("/trunks", responses=errors(404, 409))
     def trunks(config: str | None = config_query()) -> dict:
         config = config_or_active(config)
         return {"config": config, "trunks": trunk_states(store.trunks(config))}
 
-    @api.put("/trunks/{unit}/{name}")
+    @api.put("/trunks/{unit}/{name}", responses=errors(404, 409))
     def set_trunk(body: EnabledIn, unit: str = name_path(), name: str = name_path(),
                   config: str | None = config_query()) -> dict:
         config = config_or_active(config)
@@ -275,12 +313,12 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no trunk {name!r} on unit {unit!r} in configuration {config!r}")
         return dict(row, reload_required=True)
 
-    @api.get("/stacks")
+    @api.get("/stacks", responses=errors(404, 409))
     def stacks(config: str | None = config_query()) -> dict:
         config = config_or_active(config)
         return {"config": config, "stacks": store.stacks(config)}
 
-    @api.put("/stacks/{unit}/{name}")
+    @api.put("/stacks/{unit}/{name}", responses=errors(404, 409))
     def set_stack(body: EnabledIn, unit: str = name_path(), name: str = name_path(),
                   config: str | None = config_query()) -> dict:
         config = config_or_active(config)
@@ -290,7 +328,7 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
         return dict(row, reload_required=True)
 
     # ---- routes ---------------------------------------------------------------------
-    @api.get("/routes")
+    @api.get("/routes", responses=errors(404, 409))
     def routes(config: str | None = config_query()) -> dict:
         config = config_or_active(config)
         return {"config": config, "routes": store.routes(config)}
@@ -301,17 +339,17 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no route {route_id}")
         return row
 
-    @api.post("/routes", status_code=201)
+    @api.post("/routes", status_code=201, responses=errors(404, 409))
     def add_route(body: RouteIn) -> dict:
         config = config_or_active(body.config)
         row = store.add_route(config, body.prefix, body.priority, str(body.host), body.port)
         return dict(row, reload_required=True)
 
-    @api.get("/routes/{route_id}")
+    @api.get("/routes/{route_id}", responses=errors(404))
     def get_route(route_id: int = Path(ge=1)) -> dict:
         return route_or_404(route_id)
 
-    @api.put("/routes/{route_id}")
+    @api.put("/routes/{route_id}", responses=errors(404, 409))
     def update_route(body: RouteUpdate, route_id: int = Path(ge=1)) -> dict:
         row = route_or_404(route_id)
         change = body.model_dump(exclude_none=True)
@@ -324,7 +362,7 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no route {route_id}")
         return dict(row, reload_required=True)
 
-    @api.delete("/routes/{route_id}")
+    @api.delete("/routes/{route_id}", responses=errors(404))
     def delete_route(route_id: int = Path(ge=1)) -> dict:
         if not store.delete_route(route_id):
             raise HTTPException(404, f"no route {route_id}")
@@ -341,17 +379,17 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no account {name!r}")
         return row
 
-    @api.post("/accounts", status_code=201)
+    @api.post("/accounts", status_code=201, responses=errors(409))
     def add_account(body: AccountIn) -> dict:
         if store.account(body.name) is not None:
             raise HTTPException(409, f"account {body.name!r} exists")
         return dict(store.add_account(body.name, body.enabled, body.max_calls), reload_required=True)
 
-    @api.get("/accounts/{name}")
+    @api.get("/accounts/{name}", responses=errors(404))
     def get_account(name: str = name_path()) -> dict:
         return account_or_404(name)
 
-    @api.put("/accounts/{name}")
+    @api.put("/accounts/{name}", responses=errors(404))
     def update_account(body: AccountUpdate, name: str = name_path()) -> dict:
         row = account_or_404(name)
         row = store.update_account(name, dict(row, **body.model_dump(exclude_none=True)))
@@ -359,7 +397,7 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no account {name!r}")
         return dict(row, reload_required=True)
 
-    @api.delete("/accounts/{name}")
+    @api.delete("/accounts/{name}", responses=errors(404))
     def delete_account(name: str = name_path()) -> dict:
         if not store.delete_account(name):
             raise HTTPException(404, f"no account {name!r}")
@@ -386,14 +424,14 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
     def calls() -> dict:
         return all_calls()
 
-    @api.get("/calls/{call_id}")
+    @api.get("/calls/{call_id}", responses=errors(404))
     def get_call(call_id: str = call_id_path()) -> dict:
         for c in all_calls()["calls"]:
             if c["call_id"] == call_id:
                 return c
         raise HTTPException(404, f"no call {call_id!r}")
 
-    @api.delete("/calls/{call_id}")
+    @api.delete("/calls/{call_id}", responses=errors(404, 409, 502, 504))
     def close_call(call_id: str = call_id_path()) -> dict:
         """The gateway asks the call's unit to hang it up (BYE on both legs)."""
         reply = gateway({"op": "close", "call_id": call_id}, timeout=5.0)

@@ -274,6 +274,8 @@ class SysManager:
 
 
 def main():
+    from ..priority import raise_priority
+    raise_priority(lambda m: state.log(APP, m))
     SysManager(Settings.from_env()).run()
 
 

@@ -7,6 +7,8 @@ import select
 import socket
 import time
 
+from ..udp_paths import PathSockets
+
 MAX_DATAGRAM = 65000
 
 
@@ -32,62 +34,72 @@ class Server:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
+        self.sock.setblocking(False)    # a reply to a dead path is dropped (udp_paths.py)
 
     def serve_once(self, handler, timeout: float) -> None:
         ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
         if not ready:
             return
-        data, addr = self.sock.recvfrom(MAX_DATAGRAM)
+        try:
+            data, addr = self.sock.recvfrom(MAX_DATAGRAM)
+        except BlockingIOError:
+            return
         try:
             msg = decode(data)
         except ValueError as exc:
-            self.sock.sendto(encode({"ok": False, "error": str(exc)}), addr)
+            self.reply(addr, {"ok": False, "error": str(exc)})
             return
         reply = handler(msg, addr)
         if reply is not None:
             reply.setdefault("seq", msg.get("seq"))
-            self.sock.sendto(encode(reply), addr)
+            self.reply(addr, reply)
+
+    def reply(self, addr, msg: dict) -> None:
+        """Send an answer; a path that cannot send (a network cut: nftables answers EPERM)
+        loses it, as any datagram, and never takes the server down."""
+        try:
+            self.sock.sendto(encode(msg), addr)
+        except OSError:
+            pass
 
 
 class Client:
-    """Request/reply to several equivalent addresses (redundant paths): first answer wins."""
+    """Request/reply to several equivalent addresses (redundant paths): first answer wins.
+    One non-blocking socket per address (udp_paths.py): a dead path never stalls the
+    caller nor starves the other path."""
 
     _seq = itertools.count(1)
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.paths = PathSockets()
 
     def request(self, addrs, msg: dict, timeout: float = 0.5, retransmit: float = 0.15):
         seq = next(self._seq)
         payload = encode(dict(msg, seq=seq))
         deadline = time.monotonic() + timeout
         next_send = 0.0
+        socks = [self.paths.get(a) for a in addrs]
         while True:
             now = time.monotonic()
             if now >= deadline:
                 return None
             if now >= next_send:
                 for addr in addrs:
-                    try:
-                        self.sock.sendto(payload, tuple(addr))
-                    except OSError:
-                        pass  # a cut path: the other one may still work
+                    self.paths.send(payload, addr)   # a cut path: the other one may still work
                 next_send = now + retransmit
-            ready, _, _ = select.select([self.sock], [], [], min(deadline, next_send) - now)
-            if not ready:
-                continue
-            try:
-                data, _ = self.sock.recvfrom(MAX_DATAGRAM)
-                reply = json.loads(data)
-            except (OSError, ValueError):
-                continue
-            if isinstance(reply, dict) and reply.get("seq") == seq:
-                return reply
+            ready, _, _ = select.select(socks, [], [], min(deadline, next_send) - now)
+            for sock in ready:
+                try:
+                    reply = json.loads(sock.recvfrom(MAX_DATAGRAM)[0])
+                except (OSError, ValueError):
+                    continue
+                if isinstance(reply, dict) and reply.get("seq") == seq:
+                    return reply
 
     def send(self, addrs, msg: dict) -> None:
         payload = encode(msg)
         for addr in addrs:
-            try:
-                self.sock.sendto(payload, tuple(addr))
-            except OSError:
-                pass
+            self.paths.send(payload, addr)
+
+    def close(self) -> None:
+        self.paths.close()

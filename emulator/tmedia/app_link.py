@@ -3,8 +3,9 @@ application process, over UDP JSON on 127.0.0.1 (port 7001 by default).
 
 The board sends `tick` every 100 ms with the running lease (controller and gateway
 addresses: where route requests go) and the admission verdict (a disabled SIP stack
-refuses new calls); the application answers from sippy's reactor with its counters,
-and that answer is the heartbeat the on-board monitor watches. `calls` and `close`
+refuses new calls); the application answers from this link's thread with its counters
+and the age of its reactor's last beat, and that answer is the heartbeat the on-board
+monitor watches (a stopped process answers nothing, a stuck reactor's beat ages). `calls` and `close`
 are the control agent's requests, carried out on the reactor.
 """
 from __future__ import annotations
@@ -91,8 +92,11 @@ class BoardLink:
             self._lease = None if not lease else (lease[0], tuple(tuple(g) for g in lease[1]))
             adm = msg.get("admission")
             self._admission = None if not adm else (int(adm[0]), str(adm[1]))
-            alive = self.stack.on_reactor(lambda: self.stack.media_ready(), REACTOR_WAIT_S)
-            return {"ok": True, "media_ready": alive, "counters": self.counters.snapshot()}
+            # answered here, off the reactor: a reactor busy with calls must not look
+            # deadlocked; its own liveness is the age of its beat (overload.ReactorBeat)
+            return {"ok": True, "media_ready": self.stack.media_ready(),
+                    "reactor_age_s": round(self.stack.beat.age(), 3),
+                    "counters": self.counters.snapshot()}
         if op == "calls":
             return {"ok": True, "calls": self.stack.on_reactor(self.stack.live_call_info, REACTOR_WAIT_S)}
         if op == "close":
@@ -142,6 +146,11 @@ class AppLink:
 
     def counters(self) -> dict:
         return dict((self.last_reply or {}).get("counters") or {})
+
+    def reactor_age(self) -> float:
+        """Seconds since the application's reactor last ran, at its last heartbeat."""
+        age = (self.last_reply or {}).get("reactor_age_s")
+        return float(age) if isinstance(age, (int, float)) and not isinstance(age, bool) else 0.0
 
     def _request(self, msg: dict, timeout: float) -> dict:
         with self._req_lock:

@@ -23,9 +23,12 @@ Environment:
                         the media peers the voice paths reach over each virtual port
   TMEDIA_WATCHDOG_MS    reboot when no host polled for this long (5000)
   TMEDIA_FENCE_MS       give up the served interface when no host polled for this long
-                        (2500): a unit cut off from both hosts must be silent on the VoIP
+                        (1500): a unit cut off from both hosts must be silent on the VoIP
                         network before the host moves its address to the spare
   TMEDIA_DEADLOCK_MS    reboot when the SIP application's heartbeat stops this long (1500)
+  TMEDIA_HOT_STACKS     SIP applications kept started and waiting while the board serves
+                        nothing (hot_spare.py): 3, the bond and two virtual ports; 0 for a
+                        cold spare, whose stacks start only when it is given a unit
   TMEDIA_BOOT_DIR       where the boot record and the lease log (lease.jsonl) survive
                         reboots (/var/lib/tmedia)
   and the SIP application's own variables (unit.py), passed on to it.
@@ -44,9 +47,11 @@ from typing import Optional
 
 from .app_link import TICK_S, AppLink
 from .control import ControlAgent
+from .hot_spare import HotSpare
 from .lease import LeaseLog
 from .log import log as log_line
 from .monitor import AppWatch, Watchdog
+from ..priority import normal
 from .port_probe import PortProbe
 from .ports import PORTS, Bond, VirtualPorts, carrier, peer_on, unit_mac
 
@@ -92,16 +97,17 @@ class AppCounters:
         apps = list(self.board.apps)
         cs = [a.link.counters() for a in apps]
         out = {k: sum(c.get(k, 0) for c in cs)
-               for k in ("calls_active", "calls_total", "calls_answered", "calls_failed")}
+               for k in ("calls_active", "calls_total", "calls_answered", "calls_failed", "calls_shed")}
         for k in ("rtp_packets", "rtp_packets_received", "rtp_sessions_active"):
             vals = [c.get(k) for c in cs]
             out[k] = None if not vals or None in vals else sum(vals)
         out["calls_by_voice_path"] = {}
-        out["voice_paths"] = {}
+        out["voice_paths"], out["voice_path_downs"] = {}, {}
         for c in cs:
             for path, n in (c.get("calls_by_voice_path") or {}).items():
                 out["calls_by_voice_path"][path] = out["calls_by_voice_path"].get(path, 0) + n
             out["voice_paths"].update(c.get("voice_paths") or {})
+            out["voice_path_downs"].update(c.get("voice_path_downs") or {})
         return out
 
 
@@ -126,7 +132,7 @@ class Board:
             raise SystemExit("tmedia: bad configuration: TMEDIA_NAME is not set")
         self.log = partial(log_line, self.name)
         self.watchdog = Watchdog(_ms(env, "TMEDIA_WATCHDOG_MS", 5000))
-        self.fence_s = _ms(env, "TMEDIA_FENCE_MS", 2500)
+        self.fence_s = _ms(env, "TMEDIA_FENCE_MS", 1500)
         self.deadlock_s = _ms(env, "TMEDIA_DEADLOCK_MS", 1500)
         self.app_port = int(env.get("TMEDIA_APP_PORT", "7001"))
         self.boot_dir = env.get("TMEDIA_BOOT_DIR", "/var/lib/tmedia")
@@ -157,6 +163,11 @@ class Board:
                                   host=env.get("TMEDIA_CONTROL_IP", "0.0.0.0"), board=self,
                                   lease_log=self.lease_log)
         self.agent.attach(Stacks(self))
+        hot = env.get("TMEDIA_HOT_STACKS", "3").strip() or "3"
+        if not hot.isdigit():
+            raise SystemExit(f"tmedia: bad configuration: TMEDIA_HOT_STACKS={hot!r} is not a count")
+        self.hot = HotSpare(normal([sys.executable, "-m", "emulator.tmedia.unit"]), self.env,
+                            int(hot), log=self.log)
         self.stop = threading.Event()
 
     # --- boot record (survives reboots: the container's own filesystem) --------------
@@ -220,7 +231,7 @@ class Board:
                 if self.bond else None,
                 "boots": self.boot["boots"], "last_reboot": last,
                 "watchdog": self.watchdog.status(),
-                "app": apps[0] if apps else None}
+                "app": apps[0] if apps else None, "hot_spare": self.hot.status()}
 
     # --- the SIP applications ---------------------------------------------------------
     def _start_apps(self, unit: str, address: str, vlans: tuple) -> None:
@@ -239,10 +250,16 @@ class Board:
                 env["TMEDIA_STATE_DIR"] = f"{env['TMEDIA_STATE_DIR']}-{stack}"
             elif i > 0 or not env.get("TMEDIA_STATE_DIR"):
                 env["TMEDIA_STATE_DIR"] = f"/tmp/tmedia-{unit}-{stack}"
-            app.proc = subprocess.Popen([sys.executable, "-m", "emulator.tmedia.unit"], env=env)
+            assignment = {k: v for k, v in env.items() if self.env.get(k) != v}
+            app.proc = self.hot.take(assignment)
+            how = "hot"
+            if app.proc is None:
+                # the SIP application carries calls, not HA timers: normal priority
+                app.proc = subprocess.Popen(normal([sys.executable, "-m", "emulator.tmedia.unit"]), env=env)
+                how = "cold"
             app.watch.started()
             apps.append(app)
-            self.log(f"SIP stack {stack} of {unit} started (pid {app.proc.pid}) on {app.ip}")
+            self.log(f"SIP stack {stack} of {unit} started {how} (pid {app.proc.pid}) on {app.ip}")
         self.apps = apps
 
     def _stop_apps(self) -> None:
@@ -315,6 +332,8 @@ class Board:
             if self.bond is not None and not self.bond.logic.up:
                 wanted = (None, None, ())
             self._serve(*wanted)
+            if self.serves is None:
+                self.hot.fill()       # only while idle: never beside stacks just started
             tick = now >= next_tick
             if tick:
                 next_tick = now + TICK_S
@@ -323,7 +342,7 @@ class Board:
                 if tick:
                     app.link.tick(lease, admission)
                 if app.link.drain():
-                    app.watch.heartbeat()
+                    app.watch.heartbeat(app.link.reactor_age())
                 verdict = app.watch.verdict(app.proc.poll())
                 if verdict:
                     self.reboot(f"{verdict} [{app.stack}]")
@@ -331,6 +350,7 @@ class Board:
                 self.reboot(f"watchdog: no host polled for {self.watchdog.timeout:g} s")
             time.sleep(LOOP_S)
         self.log("stopping")
+        self.hot.close()
         self._stop_apps()
         self.agent.stop()
         return 0
@@ -350,6 +370,8 @@ class Board:
 
 
 def main() -> int:
+    from ..priority import raise_priority
+    raise_priority(lambda m: log_line(os.environ.get("TMEDIA_NAME", "tmedia"), m))
     return Board(os.environ).run()
 
 

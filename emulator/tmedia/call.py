@@ -27,8 +27,8 @@ import random
 
 from sippy.b2bua import CallController, Rtp_proxy_session_default
 from sippy.Rtp_proxy.Cmd.sequencer import Rtp_proxy_cmd_sequencer
-from sippy.B2B.States import CCStateIdle, CCStateWaitRoute, CCStateARComplete, CCStateDead
-from sippy.CCEvents import CCEventTry, CCEventFail, CCEventConnect, CCEventDisconnect
+from sippy.B2B.States import CCStateWaitRoute, CCStateARComplete, CCStateDead
+from sippy.CCEvents import CCEventFail, CCEventConnect, CCEventDisconnect
 from sippy.SipAddress import SipAddress
 from sippy.SipConf import SipConf
 from sippy.SipContact import SipContact
@@ -84,7 +84,12 @@ class GatewayRouteLookup:
         lease = self.lease_fn()
         gateways = lease[1] if lease is not None else ()
         return self.client.route(gateways, str(sip_cid), caller, callee,
-                                 lambda result: ED2.callFromThread(res_cb, result))
+                                 lambda result: ED2.callFromThread(res_cb, result),
+                                 gateways_fn=self._gateways)
+
+    def _gateways(self) -> tuple:
+        lease = self.lease_fn()
+        return lease[1] if lease is not None else ()
 
 
 class TbRtpSession(Rtp_proxy_session_default):
@@ -116,6 +121,7 @@ class TbCallController(CallController):
         self.answered = False
         self.finished = False
         self.path = None          # the voice path of its media (when the unit has paths)
+        self.cli = self.cld = None   # sippy sets them from the INVITE (CCEventTry)
         stack.counters.call_started()
 
     @property
@@ -123,14 +129,7 @@ class TbCallController(CallController):
         return str(self.cId) if self.cId is not None else "?"
 
     def recvEvent(self, event, ua):
-        if ua is self.uaA:
-            if self.state == CCStateIdle and isinstance(event, CCEventTry) and not self.stack.media_ready():
-                self.cId = event.getData()[0]
-                self.uaA.recvEvent(CCEventFail((503, 'Service Unavailable (media relay not ready)'),
-                                               rtime=event.rtime))
-                self.state = CCStateDead
-                return
-        else:
+        if ua is not self.uaA:
             a_trying = isinstance(self.uaA.state, (self.uaA.UasStateTrying, self.uaA.UasStateRinging))
             if isinstance(event, CCEventConnect) and self.route_result is not None:
                 hdr = named_header(GATEWAY_HEADER, self.route_result.gateway)

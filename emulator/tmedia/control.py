@@ -14,6 +14,8 @@ stops the agent.
 from __future__ import annotations
 
 import json
+import queue
+import re
 import select
 import socket
 import threading
@@ -25,6 +27,7 @@ from .counters import Counters
 from .lease import Lease, LeaseLog
 
 MAX_DATAGRAM = 65000
+SLOW_OPS = re.compile(rb'"op"\s*:\s*"(calls|close)"')
 REACTOR_WAIT_S = 0.5      # how long a control request may wait for sippy's reactor
 STACK_KINDS = ("SIP", "SS7", "ISDN")
 NAME_MAX = 64
@@ -113,6 +116,7 @@ class ControlAgent:
         self.host, self.port = host, port
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._slow: queue.SimpleQueue = queue.SimpleQueue()
         self.config: Optional[dict] = None   # the last `configure`; None: never configured
         self.stack = None                    # the SIP application (attach): lists and closes calls
         # the board (board.py): kicked by accepted polls (watchdog), adds its fields to
@@ -343,10 +347,12 @@ class ControlAgent:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
+        sock.setblocking(False)     # a reply to a dead path is dropped, never waited for
         self.sock = sock
         self.port = sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, name="tmedia-control", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._serve_slow, name="tmedia-control-calls", daemon=True).start()
         return self
 
     def _serve(self) -> None:
@@ -361,16 +367,35 @@ class ControlAgent:
                 if self._stop.is_set():
                     return
                 continue
+            if SLOW_OPS.search(data[:200]):
+                # `calls` and `close` wait for the SIP applications' reactors (0.5 s each,
+                # at worst): on their own thread, so that polls are never queued behind
+                # them (a poll answered late lets the lease lapse)
+                self._slow.put((data, addr))
+                continue
+            self._answer(data, addr)
+
+    def _answer(self, data: bytes, addr) -> None:
+        try:
+            reply = self.handle_datagram(data)
             try:
-                reply = self.handle_datagram(data)
                 self.sock.sendto(json.dumps(reply, separators=(",", ":")).encode(), addr)
-            except Exception:
-                if self._stop.is_set():
-                    return
+            except OSError:
+                pass    # full buffer or a cut path (udp_paths.py): lost like any datagram
+        except Exception:
+            if not self._stop.is_set():
                 self.log(f"control: cannot answer {addr}: {traceback.format_exc(limit=3)}")
+
+    def _serve_slow(self) -> None:
+        while True:
+            item = self._slow.get()
+            if item is None:
+                return
+            self._answer(*item)
 
     def stop(self) -> None:
         self._stop.set()
+        self._slow.put(None)
         if self._thread is not None:
             self._thread.join(timeout=2)
         if self.sock is not None:

@@ -22,6 +22,8 @@ class Counters:
         # and the voice paths' states from the path monitor.
         self.rtp_stats: Optional[Callable[[], dict]] = None
         self.path_status: Optional[Callable[[], dict]] = None
+        self.path_downs: Optional[Callable[[], dict]] = None   # path -> times declared down
+        self.shed: Optional[Callable[[], int]] = None    # new calls refused for overload
 
     def call_started(self) -> None:
         with self._lock:
@@ -53,4 +55,6 @@ class Counters:
         snap["rtp_packets_received"] = rtp.get("packets_received")
         snap["rtp_sessions_active"] = rtp.get("active_sessions")
         snap["voice_paths"] = self.path_status() if self.path_status is not None else {}
+        snap["voice_path_downs"] = self.path_downs() if self.path_downs is not None else {}
+        snap["calls_shed"] = self.shed() if self.shed is not None else 0
         return snap

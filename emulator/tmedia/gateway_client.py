@@ -3,9 +3,11 @@
 It exists to keep blocking network waits off sippy's reactor: route requests run on a
 thread of their own and finish through a callback (the SIP stack hands the result back
 to the reactor with `ED2.callFromThread`). A request goes to every gateway address of
-the current lease, is retransmitted every 250 ms, and the first `ok` reply wins; with
+the current lease (asked again at every retransmission: the lease may move to the new
+active host meanwhile), is retransmitted every 250 ms, and the first `ok` reply wins; with
 no `ok` within 1 s the call is refused (the gateways' own refusal code when one came,
-503 otherwise). Call events (`answered`, `ended`) are fire-and-forget datagrams to the
+503 otherwise). A refusal marked `standby` (that gateway is not active) never ends the
+request early: a host that steps down answers so until the unit's lease moves. Call events (`answered`, `ended`) are fire-and-forget datagrams to the
 gateway address that routed the call.
 """
 from __future__ import annotations
@@ -15,11 +17,12 @@ import itertools
 import json
 import os
 import select
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
+
+from ..udp_paths import PathSockets
 
 MAX_DATAGRAM = 65000
 
@@ -55,8 +58,9 @@ def parse_routes(raw) -> list:
 
 
 class _Pending:
-    def __init__(self, seq, payload, addrs, deadline, on_done):
+    def __init__(self, seq, payload, addrs, deadline, on_done, addrs_fn=None):
         self.seq, self.payload, self.addrs = seq, payload, addrs
+        self.addrs_fn = addrs_fn
         self.deadline, self.on_done = deadline, on_done
         self.next_send = 0.0
         self.refusal: Optional[RouteResult] = None
@@ -77,8 +81,9 @@ class GatewayClient:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("0.0.0.0", 0))
+        # one non-blocking socket per gateway address: a dead host's unresolved address
+        # must not stall this thread nor starve the other path (emulator/udp_paths.py)
+        self.paths = PathSockets()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._thread = threading.Thread(target=self._run, name="tmedia-gateway-client", daemon=True)
@@ -91,7 +96,7 @@ class GatewayClient:
         self._stop.set()
         self._wake()
         self._thread.join(timeout=2)
-        self.sock.close()
+        self.paths.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
@@ -102,28 +107,37 @@ class GatewayClient:
             pass
 
     # --- API (any thread) -------------------------------------------------------------
-    def route(self, gateways, call_id: str, cli, cld, on_done: Callable[[RouteResult], None]) -> _Pending:
+    def route(self, gateways, call_id: str, cli, cld, on_done: Callable[[RouteResult], None],
+              gateways_fn: Optional[Callable[[], tuple]] = None) -> _Pending:
         """Ask the gateways for a route; on_done(RouteResult) runs once, on the client thread
-        (or at once, on the caller's thread, when there is no gateway to ask)."""
+        (or at once, on the caller's thread, when there is no gateway to ask).
+        `gateways_fn`: the gateways of the current lease, asked again at every
+        retransmission: a request sent to the old active host just before the lease moved
+        goes on to the new one within its deadline, instead of waiting for a dead host."""
         seq = next(self._seq)
         msg = {"op": "route", "seq": seq, "call_id": call_id, "cli": cli, "cld": cld, "unit": self.unit}
         p = _Pending(seq, json.dumps(msg, separators=(",", ":")).encode(),
-                     [tuple(a) for a in gateways or ()], self.clock() + self.timeout, on_done)
-        if not p.addrs:
+                     [tuple(a) for a in gateways or ()], self.clock() + self.timeout, on_done,
+                     gateways_fn)
+        if not p.addrs and gateways_fn is None:
             on_done(RouteResult(False, 503, "no lease"))
             return p
+        # no lease now (the old holder's lapsed, the new one has not polled yet): the
+        # request waits for one until its deadline
         with self._lock:
             self._pending[seq] = p
         self._wake()
         return p
 
+    def pending_count(self) -> int:
+        """Route requests not yet answered (read without the lock: a size, for overload)."""
+        return len(self._pending)
+
     def call_event(self, event: str, call_id: str, gateway: Optional[str], addr) -> None:
         msg = {"op": "call", "seq": next(self._seq), "event": event, "call_id": call_id,
                "unit": self.unit, "gateway": gateway}
-        try:
-            self.sock.sendto(json.dumps(msg, separators=(",", ":")).encode(), tuple(addr))
-        except OSError:
-            pass   # fire and forget: a cut path loses the event
+        # fire and forget: a cut path loses the event
+        self.paths.send(json.dumps(msg, separators=(",", ":")).encode(), tuple(addr))
 
     # --- client thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -138,20 +152,24 @@ class GatewayClient:
                     elif now >= p.deadline:
                         del self._pending[p.seq]
                         finished.append((p, p.refusal or RouteResult(
-                            False, 503, f"no answer from gateways within {self.timeout:g} s")))
+                            False, 503, f"no answer from gateways within {self.timeout:g} s"
+                            if p.addrs else f"no lease within {self.timeout:g} s")))
                     else:
                         if now >= p.next_send:
+                            current = p.addrs_fn() if p.addrs_fn is not None else None
+                            if current and [tuple(a) for a in current] != p.addrs:
+                                p.addrs = [tuple(a) for a in current]   # the lease moved
+                                p.refused_by.clear()
+                            # (no lease yet: asked again soon, not at the next retransmission)
+                            p.next_send = now + (self.retransmit if p.addrs else 0.02)
                             for a in p.addrs:
-                                try:
-                                    self.sock.sendto(p.payload, a)
-                                except OSError:
-                                    pass   # one path cut: the other may still answer
-                            p.next_send = now + self.retransmit
+                                self.paths.send(p.payload, a)   # one path cut: the other may answer
                         wait = min(wait, p.next_send - now, p.deadline - now)
             for p, res in finished:
                 self._finish(p, res)
             try:
-                ready, _, _ = select.select([self.sock, self._wake_r], [], [], max(wait, 0.0))
+                ready, _, _ = select.select(self.paths.sockets() + [self._wake_r], [], [],
+                                            max(wait, 0.0))
             except (OSError, ValueError):
                 return
             if self._wake_r in ready:
@@ -159,12 +177,13 @@ class GatewayClient:
                     os.read(self._wake_r, 4096)
                 except OSError:
                     pass
-            if self.sock in ready:
-                self._receive()
+            for sock in ready:
+                if sock is not self._wake_r:
+                    self._receive(sock)
 
-    def _receive(self) -> None:
+    def _receive(self, sock) -> None:
         try:
-            data, addr = self.sock.recvfrom(MAX_DATAGRAM)
+            data, addr = sock.recvfrom(MAX_DATAGRAM)
             reply = json.loads(data.decode("utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
             return
@@ -190,6 +209,11 @@ class GatewayClient:
                 if p.refusal is None or (p.refusal.code == 503 and code != 503):
                     p.refusal = RouteResult(False, code, str(reply.get("error") or "refused"),
                                             gateway=reply.get("gateway"), gateway_addr=addr)
+                if reply.get("standby") is True:
+                    # a gateway that is not active: the lease is about to move to the
+                    # one that is, so ask again until the deadline (the refusal stands
+                    # when it never moves)
+                    return
                 p.refused_by.add(addr)
                 if len(p.refused_by) < len(p.addrs):
                     return   # another address may still say ok, until the deadline

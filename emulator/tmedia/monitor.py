@@ -8,9 +8,9 @@ rebooting the unit (the board exits, Docker's restart policy starts the containe
   a gap of about one lease between the old controller's last poll and the new one's
   first, and that must never trip it.
 - `AppWatch`: the SIP application process must send its first heartbeat within
-  `startup` seconds and then one at least every `deadlock` seconds (its heartbeat is
-  answered from sippy's reactor, so a stuck reactor or a SIGSTOPped process goes
-  silent); a process that exits is a crash.
+  `startup` seconds, and its reactor must have run within the last `deadlock` seconds
+  (each heartbeat says how long ago it last ran: a SIGSTOPped process goes silent, a
+  stuck reactor's age grows, a busy one's stays small); a process that exits is a crash.
 """
 from __future__ import annotations
 
@@ -44,16 +44,20 @@ class AppWatch:
     def __init__(self, deadlock: float, startup: float, clock: Callable[[], float] = time.monotonic):
         self.deadlock, self.startup, self.clock = deadlock, startup, clock
         self.started_at: Optional[float] = None
-        self.last_hb: Optional[float] = None
+        self.last_hb: Optional[float] = None       # when its reactor last ran
+        self.last_reply: Optional[float] = None    # when its last heartbeat came
 
     def started(self) -> None:
-        self.started_at, self.last_hb = self.clock(), None
+        self.started_at, self.last_hb, self.last_reply = self.clock(), None, None
 
     def stopped(self) -> None:
-        self.started_at = self.last_hb = None
+        self.started_at = self.last_hb = self.last_reply = None
 
-    def heartbeat(self) -> None:
-        self.last_hb = self.clock()
+    def heartbeat(self, reactor_age: float = 0.0) -> None:
+        """A heartbeat came; `reactor_age`: how long ago the application's reactor last
+        ran, as it reports (its heartbeat is answered off the reactor)."""
+        self.last_reply = self.clock()
+        self.last_hb = self.last_reply - max(0.0, reactor_age)
 
     def verdict(self, exit_code: Optional[int]) -> Optional[str]:
         """None while the application is fine (or not running), else why to reboot."""
@@ -66,6 +70,8 @@ class AppWatch:
             if now - self.started_at > self.startup:
                 return f"SIP application did not start within {self.startup:g} s"
             return None
+        if now - self.last_reply > self.deadlock:
+            return f"SIP application deadlocked (no heartbeat for {now - self.last_reply:.2f} s)"
         if now - self.last_hb > self.deadlock:
-            return f"SIP application deadlocked (no heartbeat for {now - self.last_hb:.2f} s)"
+            return f"SIP application deadlocked (its reactor has not run for {now - self.last_hb:.2f} s)"
         return None

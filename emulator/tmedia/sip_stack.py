@@ -37,17 +37,21 @@ from sippy.Core.EventDispatcher import ED2                       # noqa: E402
 from sippy.MyConfigParser import MyConfigParser                   # noqa: E402
 from sippy.Rtp_proxy.client import Rtp_proxy_client               # noqa: E402
 from sippy.SipConf import SipConf                                 # noqa: E402
+from sippy.SipHeader import SipHeader                             # noqa: E402
 from sippy.SipLogger import SipLogger                             # noqa: E402
 from sippy.SipTransactionManager import SipTransactionManager     # noqa: E402
 from sippy.Time.MonoTime import MonoTime                          # noqa: E402
-from sippy.Time.Timeout import Timeout                            # noqa: E402
+from sippy.Time.Timeout import Timeout, TimeoutInact              # noqa: E402
 from sippy.Udp_server import Udp_server, Udp_server_opts          # noqa: E402
+from sippy.Network_server import Remote_address                   # noqa: E402
 from sippy.UaStateDead import UaStateDead                         # noqa: E402
 from sippy.UaStateDisconnected import UaStateDisconnected         # noqa: E402
 from sippy.UaStateFailed import UaStateFailed                     # noqa: E402
 
 from .call import PASS_HEADERS, GatewayRouteLookup, TbCallController, named_header  # noqa: E402
+from .overload import RETRY_AFTER_S, Admission, ReactorBeat, SourceShare, fast_busy, is_shed_ack  # noqa: E402
 from .voice_paths import PathMonitor                               # noqa: E402
+from .sip_checks import ALLOW, datagram, refusal                   # noqa: E402
 from .counters import Counters                                    # noqa: E402
 from .gateway_client import GatewayClient                         # noqa: E402
 
@@ -65,6 +69,22 @@ class PinnedRtpClient(Rtp_proxy_client):
     @sbind_supported.setter
     def sbind_supported(self, value):
         pass
+
+    # sippy takes the relay offline at the first heartbeat ("Ib") left unanswered in
+    # time, and a unit with no relay online refuses new calls: on a busy machine one late
+    # answer of the in-process relay refused calls for a second. Offline after
+    # MISSED_HEARTBEATS in a row, as a link monitor would.
+    MISSED_HEARTBEATS = 3
+    _missed = 0
+
+    def heartbeat_reply(self, stats, ex=None):
+        if stats is None and self.online and self._missed + 1 < self.MISSED_HEARTBEATS:
+            self._missed += 1
+            to = TimeoutInact(self.heartbeat, self.hrtb_ival)
+            to.go()
+            return
+        self._missed = 0
+        super().heartbeat_reply(stats, ex)
 
 
 class OneWorkerUdpOpts(Udp_server_opts):
@@ -108,18 +128,124 @@ def bad_request(req) -> Optional[str]:
     return None
 
 
-class TbSipTransactionManager(SipTransactionManager):
-    model_udp_server = (Udp_server, OneWorkerUdpOpts)
+class FrontUdpServer(Udp_server):
+    """sippy's UDP server, with the overload guard in front of the reactor.
+
+    sippy's receiver thread queues every datagram for the reactor; past its capacity the
+    queue grows without bound, every answer comes late and the reactor's timers starve
+    (the on-board monitor then saw a deadlock and rebooted the unit). Here the receiver
+    thread answers a new INVITE with a stateless 503 + Retry-After itself (no sippy
+    parse) while the reactor is behind: more than MAX_BACKLOG datagrams queued, or more
+    than LAG_BACKLOG while the last one handled waited more than MAX_LAG_S. Everything else (responses, ACK, BYE,
+    re-INVITEs of established calls) is queued as before."""
+
+    MAX_BACKLOG = 300
+    share: Optional[SourceShare] = None     # new INVITEs per source (set by the stack)
+    media_ready: Callable[[], bool] = staticmethod(lambda: True)   # (set by the stack)
+    # a lagging reactor with little queued is a pause (a busy machine), not overload
+    MAX_LAG_S, LAG_BACKLOG = 0.5, 100
     log: Callable[[str], None] = print
+
+    def __init__(self, global_config, uopts):
+        uopts.direct_dispatch = True     # handle_read runs on the receiver thread
+        self.queued = self.done = 0      # each written by one thread only: no lock
+        self.lag = 0.0
+        self.shed = 0
+        self.shedding = False
+        self._tag = f"{os.getpid():x}"
+        self.media_seen, self.held = False, 0
+        super().__init__(global_config, uopts)
+
+    def handle_read(self, data, address, rtime, delayed=False):
+        try:
+            if self._shed(data, address):
+                return
+        except Exception as exc:        # never lose the receiver thread (the unit goes deaf)
+            self.log(f"overload guard failed: {exc!r}")
+        self.queued += 1
+        ED2.callFromThread(self._on_reactor, data, Remote_address(address, self.transport), rtime)
+
+    def _starting(self, data) -> bool:
+        """A new INVITE before the stack's media relays were ever online: the first
+        moments of a stack (the hot spare just given a unit binds its relays then, and
+        sippy brings them online a few round trips later). It is dropped unanswered
+        before sippy makes a transaction of it, so the caller's retransmission (T1,
+        500 ms) finds the stack ready; a 503 here refused a call of a unit that had just
+        answered its first on the spare (found by a chaos run). Later, a relay going
+        offline is a real outage: that is the reactor's 503 (recvRequest)."""
+        if self.media_seen:
+            return False
+        if self.media_ready():
+            self.media_seen = True
+            if self.held:
+                self.log(f"media relays up: {self.held} new INVITEs were left unanswered "
+                         f"until then (the callers retransmit)")
+            return False
+        if fast_busy(data, "", self._tag) is None:
+            return False            # not a new INVITE (a re-INVITE, or one that does not parse)
+        self.held += 1
+        return True
+
+    def _shed(self, data, address) -> bool:
+        if data.startswith(b"ACK ") and is_shed_ack(data):
+            return True
+        if data.startswith(b"INVITE ") and self._starting(data):
+            return True
+        if data.startswith(b"INVITE ") and self.share is not None and not self.share.take(address[0]):
+            resp = fast_busy(data, "overload: over this source's share of the new calls", self._tag)
+            if resp is not None:          # None: in a dialog (a re-INVITE), never shed
+                self.send_to(resp, address)
+                return True
+        backlog = self.queued - self.done
+        behind = backlog > self.MAX_BACKLOG or (self.lag > self.MAX_LAG_S and backlog > self.LAG_BACKLOG)
+        if behind:
+            resp = fast_busy(data, "overload", self._tag)
+            if resp is not None:
+                self.shed += 1
+                if not self.shedding:
+                    self.shedding = True
+                    self.log(f"overload: shedding new calls with 503 (backlog "
+                             f"{self.queued - self.done} datagrams, lag {self.lag:.2f} s)")
+                self.send_to(resp, address)
+                return True
+        elif self.shedding:
+            self.shedding = False
+            self.log(f"overload: over, {self.shed} new calls shed so far")
+        return False
+
+    beat: Callable[[], None] = staticmethod(lambda: None)
+
+    def _on_reactor(self, data, address, rtime):
+        self.done += 1
+        self.lag = MonoTime() - rtime
+        self.beat()        # the reactor runs: under a stream of datagrams its timers may wait
+        super().handle_read(data, address, rtime)
+
+
+class TbSipTransactionManager(SipTransactionManager):
+    model_udp_server = (FrontUdpServer, OneWorkerUdpOpts)
+    log: Callable[[str], None] = print
+    tag = f"{os.getpid():x}"
 
     def handleIncoming(self, data_in, ra, server, rtime):
         if len(data_in) > MAX_SIP_BYTES:
             self.log(f"dropped a {len(data_in)}-byte SIP datagram from {ra.address} "
                      f"(limit {MAX_SIP_BYTES})")
             return
+        raw = data_in if isinstance(data_in, bytes) else data_in.encode()
         if isinstance(data_in, bytes):
             data_in = data_in.decode(errors='replace')
         if not data_in.startswith('SIP/2.0'):
+            answer, why = refusal(raw, self.tag)          # sip_checks.py
+            if why is not None:
+                self.log(f"refused a malformed request from {ra.address}: {why}"
+                         f"{'' if answer else ' (not answered)'}")
+                if answer:
+                    server.send_to(answer, ra.address)
+                return
+            cut = datagram(raw)
+            if cut is not raw:
+                data_in = cut.decode(errors='replace')
             data_in = mark_bad_content_length(data_in)
         return super().handleIncoming(data_in, ra, server, rtime)
 
@@ -135,6 +261,9 @@ class TbSipTransactionManager(SipTransactionManager):
             if isinstance(transport, str) and transport != transport.lower():
                 msg.setTarget((address, transport.lower()))
         return super().newTransaction(msg, *args, **kwargs)
+
+
+IN_DIALOG = ('BYE', 'INFO', 'PRACK')
 
 
 class TbCallMap:
@@ -169,6 +298,11 @@ class TbCallMap:
             refusal = self.stack.admission() if self.stack.admission is not None else None
             if refusal is not None:   # e.g. the SIP stack is disabled in the configuration
                 return (req.genResponse(*refusal), None, None)
+            # refused before a call controller exists: a call is only ever made, and put
+            # in ccmap, when it can be taken (right after a reboot the relay is not ready)
+            why = 'media relay not ready' if not self.stack.media_ready() else self.stack.overload.refuse()
+            if why is not None:
+                return (self.stack.busy(req, why), None, None)
             gc = self.stack.global_config
             via = req.getHFBody('via', 1) if req.countHFs('via') > 1 else req.getHFBody('via', 0)
             source, _transport = req.getSource(ver=2)
@@ -181,7 +315,11 @@ class TbCallMap:
             return rval
         if method in ('OPTIONS', 'NOTIFY', 'PING'):
             return (req.genResponse(200, 'OK'), None, None)
-        return (req.genResponse(501, 'Not Implemented'), None, None)
+        if method in IN_DIALOG:     # out of a dialog: there is none it could belong to
+            return (req.genResponse(481, 'Call Leg/Transaction Does Not Exist'), None, None)
+        resp = req.genResponse(405, 'Method Not Allowed')   # a 4xx, not 501: with Allow
+        resp.appendHeader(SipHeader(name='allow', bodys=ALLOW))
+        return (resp, None, None)
 
     def disc_all(self):
         for cc in tuple(self.ccmap):
@@ -203,7 +341,8 @@ class SipStack:
                  lease_fn: Callable[[], Optional[tuple]], gateways: GatewayClient,
                  log: Callable[[str], None] = print, rtp_ports: Optional[tuple] = None,
                  no_reply_s: int = 2, rtp_loglevel: str = "err",
-                 media_paths: Optional[list] = None, path_probes: Optional[dict] = None):
+                 media_paths: Optional[list] = None, path_probes: Optional[dict] = None,
+                 max_cps: float = 150.0, max_pending: int = 200):
         ipaddress.IPv4Address(sip_ip)   # sippy needs a concrete address for Via/Contact/SDP
         if sip_ip == "0.0.0.0":
             raise ValueError("the SIP address must be a concrete IPv4 address, not 0.0.0.0")
@@ -222,10 +361,22 @@ class SipStack:
         self._stop_timer = None
         # set by the control agent (attach): None, or (code, reason) to refuse new INVITEs
         self.admission: Optional[Callable[[], Optional[tuple]]] = None
+        self.overload = Admission(max_cps, max_pending, gateways.pending_count)
+        self.beat = ReactorBeat()
+        self._beat_timer = None
+
+    def busy(self, req, why: str):
+        """The 503 of a new call the stack cannot take now, with Retry-After."""
+        resp = req.genResponse(503, f'Service Unavailable ({why})')
+        resp.appendHeader(named_header('Retry-After', str(RETRY_AFTER_S)))
+        return resp
 
     # --- media --------------------------------------------------------------------------
     def media_ready(self) -> bool:
-        return bool(self.rtpcs) and all(c.online for c in self.rtpcs)
+        """A relay can take a new call (TbRtpSession picks among the online ones). Not
+        all of them: a relay whose heartbeat answer came late (a busy machine) is offline
+        for a moment, and refusing every call for it turned one slow answer into 503s."""
+        return any(c.online for c in self.rtpcs)
 
     def rtp_stats(self) -> dict:
         if not self.rtpcs or any(c.ptransmitted is None for c in self.rtpcs):
@@ -236,6 +387,9 @@ class SipStack:
 
     def path_status(self) -> dict:
         return self.paths.status() if self.paths is not None else {}
+
+    def path_downs(self) -> dict:
+        return dict(self.paths.downs) if self.paths is not None else {}
 
     def _path_changed(self, name: str, up: bool) -> None:
         for c in self.rtpcs:        # read on the reactor when a call picks its relay
@@ -316,11 +470,20 @@ class SipStack:
         if self.media_paths and self.path_probes:
             self.paths = PathMonitor({n: (ip, self.path_probes.get(n, [])) for n, ip in self.media_paths},
                                      log=self.log, on_change=self._path_changed).start()
+        FrontUdpServer.log = staticmethod(self.log)
+        FrontUdpServer.beat = staticmethod(self.beat.beat)
+        FrontUdpServer.share = self.share = SourceShare(self.overload.max_cps)
+        FrontUdpServer.media_ready = staticmethod(self.media_ready)
         self.stm = TbSipTransactionManager(gc, self.cmap.recvRequest)
         self.stm.log = self.log
         gc['_sip_tm'] = self.stm
         self.counters.rtp_stats = self.rtp_stats
         self.counters.path_status = self.path_status
+        self.counters.path_downs = self.path_downs
+        self.counters.shed = lambda: self.overload.shed + self.share.shed + sum(
+            getattr(u, "shed", 0) for u in self._udp_servers())
+        # the reactor's liveness for the on-board monitor (ReactorBeat)
+        self._beat_timer = Timeout(self.beat.beat, 0.1, -1)
         return self
 
     def run(self) -> None:
@@ -348,6 +511,11 @@ class SipStack:
         if done or MonoTime() > self._stop_deadline:
             self._stop_timer.cancel()
             ED2.breakLoop()
+
+    def _udp_servers(self) -> list:
+        l4r = getattr(self.stm, "l4r", None)
+        cache = getattr(l4r, "cache_l2s", None) or {}
+        return list(cache.values())
 
     def stop_from_thread(self) -> None:
         ED2.callFromThread(self.stop)

@@ -25,8 +25,14 @@ Environment:
   TMEDIA_MEDIA_PATHS   voice paths "name=ip,name=ip": a media relay on each (voice_paths.py);
                        unset: one relay on TMEDIA_SIP_IP
   TMEDIA_PATH_PROBES   "name=ip+ip,...": the addresses that must answer for a path to be up
+  TMEDIA_MAX_CPS       new calls a second this SIP application takes; beyond, 503 with
+                       Retry-After (overload.py; default 150)
+  TMEDIA_MAX_PENDING   calls waiting for a route at once; beyond, 503 (default 200)
 Bad configuration or an address that cannot be bound: a one-line message on stderr and
 exit status 2.
+
+`python -m emulator.tmedia.unit --wait`: a hot spare's process (hot_spare.py), which
+reads these variables as one JSON line on stdin before it starts.
 """
 from __future__ import annotations
 
@@ -82,6 +88,8 @@ class Config:
     no_reply_s: int = 2
     rtp_loglevel: str = "err"
     state_dir: str = ""
+    max_cps: float = 150.0
+    max_pending: int = 200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -112,6 +120,13 @@ class Config:
         rtp_loglevel = env.get("TMEDIA_RTP_LOGLEVEL", "").strip() or "err"
         if rtp_loglevel not in ("dbug", "info", "warn", "err", "crit"):
             raise ConfigError(f"TMEDIA_RTP_LOGLEVEL={rtp_loglevel!r}: want err, warn, info or dbug")
+        try:
+            max_cps = float(env.get("TMEDIA_MAX_CPS", "").strip() or 150)
+            max_pending = int(env.get("TMEDIA_MAX_PENDING", "").strip() or 200)
+        except ValueError:
+            raise ConfigError("TMEDIA_MAX_CPS / TMEDIA_MAX_PENDING: want numbers") from None
+        if max_cps <= 0 or max_pending <= 0:
+            raise ConfigError("TMEDIA_MAX_CPS and TMEDIA_MAX_PENDING must be > 0")
         state_dir = os.path.abspath(env.get("TMEDIA_STATE_DIR", "").strip() or
                                     os.path.join(tempfile.gettempdir(), f"tmedia-{name}"))
         paths, probes = [], []
@@ -124,7 +139,8 @@ class Config:
         return cls(name=name, state_dir=state_dir, media_paths=tuple(paths), path_probes=tuple(probes), sip_ip=sip_ip, sip_port=_port(env, "TMEDIA_SIP_PORT", 5060),
                    app_port=_port(env, "TMEDIA_APP_PORT", 7001),
                    board=env.get("TMEDIA_BOARD", "").strip() or name,
-                   rtp_ports=rtp_ports, no_reply_s=no_reply_s, rtp_loglevel=rtp_loglevel)
+                   rtp_ports=rtp_ports, no_reply_s=no_reply_s, rtp_loglevel=rtp_loglevel,
+                   max_cps=max_cps, max_pending=max_pending)
 
 
 def main(env: Optional[Mapping[str, str]] = None) -> int:
@@ -167,7 +183,8 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     stack = SipStack(cfg.name, cfg.sip_ip, cfg.sip_port, counters, link.current_lease, gateways,
                      log=log, rtp_ports=cfg.rtp_ports, no_reply_s=cfg.no_reply_s,
                      rtp_loglevel=cfg.rtp_loglevel, media_paths=list(cfg.media_paths),
-                     path_probes={n: list(t) for n, t in cfg.path_probes})
+                     path_probes={n: list(t) for n, t in cfg.path_probes},
+                     max_cps=cfg.max_cps, max_pending=cfg.max_pending)
     stack.admission = link.admission     # a disabled SIP stack refuses new calls
     link.attach(stack, counters)
     try:
@@ -199,5 +216,28 @@ def main(env: Optional[Mapping[str, str]] = None) -> int:
     return 0
 
 
+def wait_for_assignment() -> int:
+    """The hot spare's waiting process (hot_spare.py): import now what a start needs,
+    then wait for the assignment, one JSON object of environment variables on stdin
+    (EOF: exit 0), and run as a cold-started application with it."""
+    import json
+    import sippy.Signal  # noqa: F401  (the imports main() makes, and the media relay's)
+    import sippy.Rtp_proxy.Client.internal  # noqa: F401
+    from . import app_link, counters, gateway_client, sip_stack  # noqa: F401
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    try:
+        assignment = json.loads(line)
+        if not isinstance(assignment, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in assignment.items()):
+            raise ValueError("want an object of strings")
+    except ValueError as exc:
+        print(f"tmedia: bad assignment on stdin: {exc}", file=sys.stderr)
+        return 2
+    os.environ.update(assignment)
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(wait_for_assignment() if sys.argv[1:] == ["--wait"] else main())

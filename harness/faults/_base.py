@@ -65,14 +65,14 @@ UNIT_TARGET = Param(str, choices=UNITS, required=True)   # a unit (its VoIP inte
 class Timers:
     """The HA timers (README "HA timers"), in seconds; from_env reads the same variables
     as the testbed's containers, so a bound follows the timers the testbed runs with."""
-    hb_s: float = 0.1
-    peer_timeout_s: float = 0.6
-    poll_s: float = 0.2
-    lease_s: float = 1.5
-    deadlock_s: float = 1.5
-    unit_dead_s: float = 3.0
+    hb_s: float = 0.05
+    peer_timeout_s: float = 0.4
+    poll_s: float = 0.1
+    lease_s: float = 1.0
+    deadlock_s: float = 0.5
+    unit_dead_s: float = 2.0
     watchdog_s: float = 5.0
-    fence_s: float = 2.5
+    fence_s: float = 1.5
 
     ENV: ClassVar[dict[str, str]] = {
         "hb_s": "TB_HB_INTERVAL_MS", "peer_timeout_s": "TB_PEER_TIMEOUT_MS",
@@ -86,11 +86,13 @@ class Timers:
                       if env.get(cls.ENV[f.name])})
 
 
-# The first new call after the takeover: the next INVITE (every 0.2 s at 5 calls/s), its
-# route request and answer, the 20 ms tick of sys_manager, scheduling on 2 busy cores.
-CALL_MARGIN_S = 1.0
-# A board given a unit starts the unit's SIP stacks before it answers (measured ~1.3 s).
-SIP_START_S = 1.5
+# The first new call after the takeover: the next INVITE (every 40 ms at 25 calls/s a
+# unit; 0.2 s with the light load), its route request and answer, the 20 ms tick of
+# sys_manager, scheduling on 2 busy cores.
+CALL_MARGIN_S = 0.6
+# A board given a unit starts the unit's SIP stacks before they answer (measured ~1.3 s
+# idle, up to 2 s at the production load while the failed board reboots beside it).
+SIP_START_S = 2.0
 
 
 @dataclass
@@ -148,7 +150,7 @@ class Fault:
         """Upper bound of fault -> first new call answered (by the new active gateway
         after a switchover). Default, a host lost: the peer takes the units' leases once
         they expire (the peer lost after peer_timeout, within that), at its next poll:
-        max(peer_timeout, lease) + poll + margin = 1.5 + 0.2 + 1.0 = 2.7 s."""
+        max(peer_timeout, lease) + poll + margin = 1.0 + 0.1 + 0.6 = 1.7 s."""
         return max(t.peer_timeout_s, t.lease_s) + t.poll_s + CALL_MARGIN_S
 
     @classmethod
@@ -199,7 +201,7 @@ class HostFault(Fault):
 def unit_moved_s(t: Timers) -> float:
     """A unit served again by another board (or its own, rebooted): moved at a poll
     after the dead-board time, then the SIP stacks start:
-    unit_dead + poll + SIP start + margin = 3.0 + 0.2 + 1.5 + 1.0 = 5.7 s."""
+    unit_dead + poll + SIP start + margin = 2.0 + 0.1 + 2.0 + 0.6 = 4.7 s."""
     return t.unit_dead_s + t.poll_s + SIP_START_S + CALL_MARGIN_S
 
 

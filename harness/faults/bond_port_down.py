@@ -39,7 +39,7 @@ class PortDown(Fault):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """No host switchover, nothing moves (a 10 ms carrier poll and the failover):
-        the next new call is answered, margin = 1.0 s."""
+        the next new call is answered, margin = 0.6 s."""
         return CALL_MARGIN_S
 
     def _resolve_port(self) -> str:

@@ -58,7 +58,7 @@ class PortSilent(Fault):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """No host switchover: the ARP monitor's window (0.5 s) and the failover, then the
-        next new call: 0.5 + margin = 1.5 s."""
+        next new call: 0.5 + margin = 1.1 s."""
         return 0.5 + CALL_MARGIN_S
 
     def ruleset(self, dev: str, macs: list[str]) -> str:

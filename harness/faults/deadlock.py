@@ -21,7 +21,7 @@ class Deadlock(KillProcess):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """Heartbeats stop; after deadlock the monitor kills and restarts it, then as a
-        kill: deadlock + poll + margin = 1.5 + 0.2 + 1.0 = 2.7 s."""
+        kill: deadlock + poll + margin = 0.5 + 0.1 + 0.6 = 1.2 s."""
         return t.deadlock_s + t.poll_s + CALL_MARGIN_S
 
     def heal(self) -> None:

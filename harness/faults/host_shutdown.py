@@ -27,7 +27,7 @@ class HostShutdown(HostPowerOff):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """init first quits the service, which releases the leases and sends takeover:
-        as a service quit, poll + margin = 0.2 + 1.0 = 1.2 s."""
+        as a service quit, poll + margin = 0.1 + 0.6 = 0.7 s."""
         return t.poll_s + CALL_MARGIN_S
 
     def _stop(self, c):

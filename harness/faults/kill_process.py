@@ -35,7 +35,7 @@ class KillProcess(HostFault):
     def max_switchover_s(cls, t: Timers) -> float:
         """The monitor restarts the app at once, sys_manager sees the new pid (20 ms
         tick), releases the leases and sends takeover; the peer's next poll gets them:
-        poll + margin = 0.2 + 1.0 = 1.2 s."""
+        poll + margin = 0.1 + 0.6 = 0.7 s."""
         return t.poll_s + CALL_MARGIN_S
 
     def inject(self) -> float:

@@ -37,7 +37,7 @@ class MysqlKill(HostFault):
     @classmethod
     def from_params(cls, tb, params, master, slave):
         host = host_of(params["target"], master, slave)
-        return cls(tb, host=host, server="main" if db_main_host(tb, master) == host else "backup")
+        return cls(tb, host=host, server="main" if db_main_host(tb) == host else "backup")
 
     # max_switchover_s: the default; no HA timer here: the gateways route from memory
 

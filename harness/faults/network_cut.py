@@ -50,7 +50,9 @@ class NetworkCut(HostFault):
 
     # max_switchover_s: the default (the cut host's leases lapse, the peer takes them)
 
-    def _ruleset(self) -> str:
+    def _ruleset(self, keep: tuple[str, int] | None = None) -> str:
+        """`keep` (address, port): the harness's own SSH session with the node, which the
+        cut leaves alone (a real machine's management path) so that it can be healed."""
         if self.peers:
             ips = ", ".join(self.peers)
             match_in, match_out = f"ip saddr {{ {ips} }}", f"ip daddr {{ {ips} }}"
@@ -65,14 +67,26 @@ class NetworkCut(HostFault):
         else:
             subnets = ", ".join(f"{self.tb.env['TB_NET']}.{NET_INDEX[n]}.0/24" for n in self.nets)
             match_in, match_out = f"ip saddr {{ {subnets} }}", f"ip daddr {{ {subnets} }}"
-        return (f"table inet {NFT_TABLE} {{\n"
-                f"  chain in {{ type filter hook input priority -300; {match_in} drop; }}\n"
-                f"  chain out {{ type filter hook output priority -300; {match_out} drop; }}\n"
-                f"}}\n")
+        keep_in = keep_out = ""
+        if keep:
+            keep_in = f"ip saddr {keep[0]} tcp dport {keep[1]} accept; "
+            keep_out = f"ip daddr {keep[0]} tcp sport {keep[1]} accept; "
+        rules = (f"table inet {NFT_TABLE} {{\n"
+                 f"  chain in {{ type filter hook input priority -300; {keep_in}{match_in} drop; }}\n"
+                 f"  chain out {{ type filter hook output priority -300; {keep_out}{match_out} drop; }}\n"
+                 f"}}\n")
+        if self.ifaces:
+            # what no inet hook sees: frames of packet sockets (the voice paths' ARP
+            # probes and their replies) pass the device's netdev hooks only
+            chains = "".join(
+                f"  chain {d}_{hook} {{ type filter hook {hook} device \"{d}\" priority -300; policy drop; }}\n"
+                for d in self.ifaces for hook in ("ingress", "egress"))
+            rules += f"table netdev {NFT_TABLE} {{\n{chains}}}\n"
+        return rules
 
     def inject(self) -> float:
         c = self.tb.container(self.host)
-        rules = self._ruleset()
+        rules = self._ruleset(c.management() if hasattr(c, "management") else None)
         self._act("nft", lambda: c.exec_run(["sh", "-c", f"printf '%s' '{rules}' | nft -f -"]))
         return self.injected_at
 
@@ -90,4 +104,6 @@ class NetworkCut(HostFault):
 def remove_cuts(container) -> None:
     container.reload()
     if container.status == "running":
-        container.exec_run(["nft", "delete", "table", "inet", NFT_TABLE])
+        # one exec for both families; an absent table: nft says so, nothing changes
+        container.exec_run(["sh", "-c", f"nft delete table inet {NFT_TABLE}; "
+                                        f"nft delete table netdev {NFT_TABLE}; true"])

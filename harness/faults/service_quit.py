@@ -29,7 +29,7 @@ class ServiceQuit(HostFault):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """The quitting monitor releases the leases and sends takeover; the peer's next
-        poll gets them: poll + margin = 0.2 + 1.0 = 1.2 s."""
+        poll gets them: poll + margin = 0.1 + 0.6 = 0.7 s."""
         return t.poll_s + CALL_MARGIN_S
 
     def inject(self) -> float:

@@ -39,7 +39,7 @@ class UnitAppFault(Fault):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """The board reboots at once; back before the dead-board time or not, the unit
-        is served again within it: unit_moved_s, unit_dead + poll + SIP start + margin = 5.7 s."""
+        is served again within it: unit_moved_s, unit_dead + poll + SIP start + margin = 4.7 s."""
         return unit_moved_s(t)
 
     def inject(self) -> float:

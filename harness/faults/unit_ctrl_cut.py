@@ -28,5 +28,5 @@ class UnitCtrlCut(NetworkCut):
 
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
-        """No host switchover, nothing moves: the next new call is answered, margin = 1.0 s."""
+        """No host switchover, nothing moves: the next new call is answered, margin = 0.6 s."""
         return CALL_MARGIN_S

@@ -31,7 +31,7 @@ class UnitPowerOff(HostPowerOff):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """The silent board's unit is moved after the dead-board time: unit_moved_s,
-        unit_dead + poll + SIP start + margin = 5.7 s."""
+        unit_dead + poll + SIP start + margin = 4.7 s."""
         return unit_moved_s(t)
 
     def heal(self) -> None:

@@ -31,9 +31,9 @@ class UnitUnpolled(NetworkCut):
 
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
-        """Unpolled from the fault: the board fences itself (2.5 s), the host moves the
+        """Unpolled from the fault: the board fences itself (1.5 s), the host moves the
         unit after the dead-board time (the watchdog, 5 s, reboots the board later):
-        unit_moved_s, unit_dead + poll + SIP start + margin = 5.7 s."""
+        unit_moved_s, unit_dead + poll + SIP start + margin = 4.7 s."""
         return unit_moved_s(t)
 
     def heal(self) -> None:

@@ -30,5 +30,5 @@ class VoicePathCut(NetworkCut):
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
         """No host switchover; new calls keep their signalling on the bond: the next new
-        call is answered, margin = 1.0 s."""
+        call is answered, margin = 0.6 s."""
         return CALL_MARGIN_S

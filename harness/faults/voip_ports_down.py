@@ -27,7 +27,7 @@ class VoipPortsDown(PortDown):
     def max_switchover_s(cls, t: Timers) -> float:
         """The board reports its bond down in the next poll reply, the host moves the
         unit at once (no dead-board wait), the spare starts the SIP stacks:
-        poll + SIP start + margin = 0.2 + 1.5 + 1.0 = 2.7 s."""
+        poll + SIP start + margin = 0.1 + 2.0 + 0.6 = 2.7 s."""
         return t.poll_s + SIP_START_S + CALL_MARGIN_S
 
     def _resolve_port(self) -> str:

@@ -39,6 +39,8 @@ PACKAGES=(
     mariadb-server mariadb-client
     sip-tester
     tini procps iputils-ping tcpdump netcat-openbsd ca-certificates
+    keepalived
+    openssh-server
 )
 
 # make_rootfs TARBALL

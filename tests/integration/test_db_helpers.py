@@ -19,13 +19,19 @@ def host_of_ip(tb, ip: str) -> str:
 
 
 def db_roles(tb) -> tuple[str, str]:
-    """(main host, backup host) by live role, as the OAM reports it."""
-    for h in HOSTS:
-        st = tb.host_status(h)
-        if st.ok:
-            db = st.data["database"]
-            return host_of_ip(tb, db["main"]["ip"]), host_of_ip(tb, db["backup"]["ip"])
-    raise AssertionError("no OAM reachable")
+    """(main host, backup host) by live role, from a database view asked for now (an
+    OAM's cached view may be minutes old)."""
+    db = tb.db_view()
+    return host_of_ip(tb, db["main"]["ip"]), host_of_ip(tb, db["backup"]["ip"])
+
+
+def writable_main(tb) -> str | None:
+    """The host whose server is writable now, None when neither is. With no writable
+    server the view still names a "main" (the one the newest epoch names, else the
+    preferred one): a wait for a promotion must not take that name for the promotion."""
+    db = tb.db_view()
+    main = db["main"]
+    return host_of_ip(tb, main["ip"]) if main.get("role") == "main" else None
 
 
 def connect(tb, host: str):

@@ -45,7 +45,7 @@ def _conn(testbed, host):
 
 def _db_hosts(testbed):
     """(main, backup) host names from the live database roles (no automatic failback)."""
-    ip = testbed.oam(testbed.master(), "/api/v1/status")["database"]["main"]["ip"]
+    ip = testbed.db_view()["main"]["ip"]
     main = next(h for h in HOSTS if ip in (testbed.ip(h, "ctrl-a"), testbed.ip(h, "ctrl-b")))
     return main, next(h for h in HOSTS if h != main)
 
@@ -77,3 +77,18 @@ def test_both_hosts_run_all_four_applications(testbed):
         apps = testbed.oam(h, "/api/v1/status")["apps"]
         assert sorted(apps) == ["gateway", "tboamapp", "toolpack_engine", "toolpack_sys_manager"]
         assert all(a["state"] == "running" and a["pid"] for a in apps.values()), apps
+
+
+def test_the_inventory_written_at_bring_up_says_where_each_node_is(testbed):
+    """The testbed as an inventory: each address it names is on an interface inside that
+    node's container (asked there, not in Docker's records), and every node is in it."""
+    from harness.inventory import REQUIRED, load
+    inv = load(testbed.dir / "inventory.yaml")
+    assert set(REQUIRED) <= set(inv.nodes)
+    assert {c.labels["com.docker.compose.service"] for c in testbed.containers()} == set(inv.nodes)
+    for name, node in inv.nodes.items():
+        c = testbed.docker.containers.get(node.container)
+        assert c.labels["com.docker.compose.service"] == name
+        have = c.exec_run(["ip", "-o", "-4", "addr", "show"]).output.decode()
+        for net, ip in node.addresses.items():
+            assert f" {ip}/" in have, f"{name}: {net} {ip} not on any interface:\n{have}"

@@ -90,3 +90,45 @@ def test_a_lost_path_new_calls_take_the_other_active_calls_are_not_moved(testbed
     assert all(s.times[-1] < cut.injected_at + 0.5 for s in lost), "media on the lost path went on"
     moved = [s for s in streams if s.key[0] == ips["102"] and cut.injected_at < s.times[0] < detected]
     assert not moved, f"{len(moved)} media streams started on path 102 before any new call"
+
+
+FLOOD = """
+import socket, sys, time
+pairs = [p.split('>') for p in sys.argv[1].split(',')]
+socks = []
+for src, dst in pairs:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    socks.append((s, dst))
+end, sent = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    for s, dst in socks:
+        for port in range(20000, 20010):          # nobody listens: the peer answers ICMP
+            try:
+                s.sendto(b'x' * 40, (dst, port))
+                sent += 1
+            except OSError:
+                pass
+    time.sleep(0.01)
+print(sent)
+"""
+
+
+def test_a_busy_peer_does_not_take_a_voice_path_down(testbed):
+    """A peer's kernel rate-limits its ICMP errors per source (one a second): with the
+    unit's traffic to closed ports on the peer (here a flood of about 2000 datagrams a
+    second from both path addresses), a probe that waits for ICMP hears nothing and the
+    paths flap. The ARP probes go on being answered."""
+    before = unit_status(testbed, "tmedia-1").get("voice_path_downs") or {}
+    pairs = ",".join(f"{testbed.ip('tmedia-1', f'vlan{p}')}>{testbed.ip(peer, f'vlan{p}')}"
+                     for p in ("101", "102") for peer in ("sipp-uac", "sipp-uas"))
+    board = testbed.container(placement(testbed)["tmedia-1"])
+    res = board.exec_run(["python3", "-c", FLOOD, pairs, "4"])
+    assert res.exit_code == 0, res.output
+    sent = int(res.output.split()[-1])
+    status = unit_status(testbed, "tmedia-1")
+    downs = status.get("voice_path_downs") or {}
+    log(f"{sent} datagrams to closed peer ports in 4 s; voice path downs before {before}, after {downs}")
+    assert sent > 2000
+    assert status["voice_paths"] == {"101": "up", "102": "up"}
+    assert set(downs) == {"101", "102"} and downs == {p: before.get(p, 0) for p in downs}, (before, downs)
