@@ -145,6 +145,8 @@ def test_a_trunk_group_down_refuses_its_iams_and_releases_its_calls(pair):
     system.isup.set_group_down("unit2")
     wait_for(lambda: pstn.ended(busy), 5, "unit2's call released")
     assert pstn.ended(busy)[0].cause == isup.TEMPORARY_FAILURE
+    # the released circuit is down once our REL's RLC is back (the far end ends first)
+    wait_for(lambda: system.isup.status()["states"].get("down") == 8, 5, "unit2's 8 circuits down")
     st = system.isup.status()
     assert st["groups_down"] == ["unit2"] and st["states"]["down"] == 8
     assert st["circuits"][12] == "down" and st["circuits"][1] == "idle"
