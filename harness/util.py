@@ -15,7 +15,7 @@ def wait_for(cond, deadline_s: float, what: str, interval: float = 0.1):
         if value:
             return value
         if time.monotonic() > end:
-            raise TestbedError(f"timed out after {deadline_s:.0f} s waiting for {what}")
+            raise TestbedError(f"timed out after {deadline_s:g} s waiting for {what}")
         time.sleep(interval)
 
 

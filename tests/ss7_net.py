@@ -1,9 +1,12 @@
 """Signalling points for the ISUP, TCAP and ss7-peer tests: a Linkset of two real M2PA
 links over 127.0.0.1 TCP with ISUP and TCAP on top (emulator/ss7/)."""
 import threading
-import time
+from contextlib import contextmanager
+from functools import partial
 
 import pytest
+
+from harness import util
 
 from emulator.ss7.isup import Isup
 from emulator.ss7.mtp3 import Linkset, Port
@@ -12,15 +15,8 @@ from emulator.ss7.tcap import Tcap
 PC_SYS, PC_PSTN = 1001, 2002      # the system (lower: controls the odd CICs), the far end
 PROVING_S = 0.2
 GROUPS = {"unit1": range(1, 9), "unit2": range(9, 17)}
-
-
-def wait_for(cond, timeout: float, what: str, interval: float = 0.01):
-    end = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-    return value
+# the project's wait, polled fast: the links' events come within milliseconds
+wait_for = partial(util.wait_for, interval=0.01)
 
 
 class Node:
@@ -63,8 +59,24 @@ def in_service(*nodes):
     wait_for(lambda: all(n.ls.settled() for n in nodes), 10, "linksets in service")
 
 
+@contextmanager
+def linked_pair(pstn_kw=None, system_kw=None):
+    """The far end listening, the system connecting to it, both links in service:
+    yields (system, pstn) and stops both."""
+    pstn = listening("pstn", PC_PSTN, PC_SYS, **(pstn_kw or {}))
+    system = connecting("sys", PC_SYS, PC_PSTN, pstn, **(system_kw or {}))
+    try:
+        in_service(pstn, system)
+        yield system, pstn
+    finally:
+        system.stop()
+        pstn.stop()
+
+
 @pytest.fixture(autouse=True)
 def thread_errors():
+    """An exception in a link's or a worker's thread fails the test (a bad frame must not
+    crash one)."""
     seen, old = [], threading.excepthook
     threading.excepthook = lambda args: seen.append(args)
     yield

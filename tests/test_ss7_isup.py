@@ -9,7 +9,7 @@ from pycrate_mobile import ISUP
 
 from emulator.ss7 import isup
 from emulator.ss7.isup import ANSWERED, IDLE, RELEASING, RESETTING
-from ss7_net import (PC_PSTN, PC_SYS, connecting, in_service, listening, thread_errors,
+from ss7_net import (linked_pair, PC_PSTN, PC_SYS, connecting, in_service, listening, thread_errors,
                      wait_for)
 
 __all__ = ["thread_errors"]
@@ -17,14 +17,8 @@ __all__ = ["thread_errors"]
 
 @pytest.fixture
 def pair():
-    pstn = listening("pstn", PC_PSTN, PC_SYS, answer_after_s=0)
-    system = connecting("sys", PC_SYS, PC_PSTN, pstn, answer_after_s=0)
-    try:
-        in_service(pstn, system)
-        yield system, pstn
-    finally:
-        system.stop()
-        pstn.stop()
+    with linked_pair({"answer_after_s": 0}, {"answer_after_s": 0}) as both:
+        yield both
 
 
 def established(a, b, cic):

@@ -2,8 +2,6 @@
 a Link against a far end the test plays frame by frame over a 127.0.0.1 connection."""
 import socket
 import struct
-import threading
-import time
 
 import pytest
 
@@ -11,27 +9,9 @@ from emulator.ss7 import m2pa
 from emulator.ss7.m2pa import (ALIGNMENT, OUT_OF_SERVICE, PROCESSOR_OUTAGE, PROVING_NORMAL,
                                READY, FrameReader, M2PAError, decode, encode, link_status,
                                user_data)
+from ss7_net import thread_errors, wait_for  # noqa: F401 (thread_errors: autouse fixture)
 
 NONE = m2pa.SEQ_MOD - 1          # the sequence numbers' start: nothing sent or received
-
-
-def wait_for(cond, timeout: float, what: str, interval: float = 0.01):
-    end = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-    return value
-
-
-@pytest.fixture(autouse=True)
-def thread_errors():
-    """An exception in a link's thread fails the test (a bad frame must not crash one)."""
-    seen, old = [], threading.excepthook
-    threading.excepthook = lambda args: seen.append(args)
-    yield
-    threading.excepthook = old
-    assert not seen, [f"{a.thread.name}: {a.exc_type.__name__}: {a.exc_value}" for a in seen]
 
 
 # -- frames -------------------------------------------------------------------------

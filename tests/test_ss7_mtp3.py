@@ -15,27 +15,10 @@ from pycrate_mobile import ISUP, SCCP
 
 from emulator.ss7 import m2pa, mtp3, snm
 from emulator.ss7.mtp3 import SI_ISUP, SI_SCCP, SI_SNM, Linkset, Msu, Port
+from ss7_net import thread_errors, wait_for  # noqa: F401 (thread_errors: autouse fixture)
 
 PC_A, PC_B = 1001, 2002
 PROVING_S = 0.5
-
-
-def wait_for(cond, timeout: float, what: str, interval: float = 0.01):
-    end = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-    return value
-
-
-@pytest.fixture(autouse=True)
-def thread_errors():
-    seen, old = [], threading.excepthook
-    threading.excepthook = lambda args: seen.append(args)
-    yield
-    threading.excepthook = old
-    assert not seen, [f"{a.thread.name}: {a.exc_type.__name__}: {a.exc_value}" for a in seen]
 
 
 class Tap:

@@ -8,21 +8,15 @@ import pytest
 
 from emulator.ss7 import tcap
 from emulator.ss7.tcap import ABORTED, ACTIVE, ENDED, INITIATED
-from ss7_net import PC_PSTN, PC_SYS, connecting, in_service, listening, thread_errors, wait_for
+from ss7_net import linked_pair, PC_PSTN, PC_SYS, connecting, in_service, listening, thread_errors, wait_for
 
 __all__ = ["thread_errors"]
 
 
 @pytest.fixture
 def pair():
-    pstn = listening("pstn", PC_PSTN, PC_SYS)
-    system = connecting("sys", PC_SYS, PC_PSTN, pstn, first_tid=0x1000)
-    try:
-        in_service(pstn, system)
-        yield system, pstn
-    finally:
-        system.stop()
-        pstn.stop()
+    with linked_pair(None, {"first_tid": 0x1000}) as both:
+        yield both
 
 
 def opened(pstn, system):
