@@ -234,6 +234,23 @@ def load_problems(calls: list[CallRecord], placed: int, t_fault: float, *,
     return problems
 
 
+def open_load_problems(calls: list[CallRecord], created: list[int | None], t0: float,
+                       t_quit: float, rate: float) -> list[str]:
+    """Did a load told to stop at a condition (SIPp's soft quit at t_quit) prove anything
+    from t0 on? Every call its SIPp agents say they created (`created`, one per agent) is
+    judged, and calls were placed across the whole window, no gap many inter-arrival
+    times long (a stalled caller would hide a refusal)."""
+    problems = []
+    if None in created or sum(created) != len(calls):
+        problems.append(f"{len(calls)} calls judged, SIPp says it placed {created}")
+    invites = sorted(c.invite_t for c in calls if c.invite_t is not None and c.invite_t >= t0)
+    gaps = [b - a for a, b in zip([t0] + invites, invites + [t_quit])]
+    if max(gaps) > 5.0 / rate + 1.0:
+        problems.append(f"no call placed for {max(gaps):.1f} s between {t0:.1f} and the "
+                        f"load's end (rate {rate:g}/s)")
+    return problems
+
+
 def assert_ok(verdict: Verdict) -> None:
     """Fail a test with the verdict's summary (every violation, by call id)."""
     if not verdict.ok:

@@ -22,6 +22,7 @@ PLANNED = pytest.StashKey[list]()        # every collected operation, before des
 OUTCOMES = pytest.StashKey[dict]()       # op id -> {phase: {"outcome", "message"}}
 RUN_DIR = pytest.StashKey[Path]()
 REBUILDS = pytest.StashKey[int]()     # testbeds brought up anew after one broke
+SWEPT = pytest.StashKey[bool]()      # the last test's fault set swept at its end, nothing ran since
 
 
 def _op(item):
@@ -206,18 +207,28 @@ def _healthy_testbed(request):
     yield
 
 
+def pytest_runtest_setup(item):
+    if "faults" not in getattr(item, "fixturenames", ()):
+        item.config.stash[SWEPT] = False    # a test without the fault set may leave anything
+
+
 @pytest.fixture
-def faults(testbed):
+def faults(request, testbed):
     """Inject faults through this; they are healed at the start of the test (what an
     earlier test or a killed run left) and at its end whatever happened (failure, error,
-    Ctrl-C), and each time the testbed must be healthy again."""
+    Ctrl-C), and each time the testbed must be healthy again. The sweep at the start is
+    left out when the test just before was one of these and its end swept already."""
     from .faults import FaultSet, heal_all
 
-    heal_all(testbed)
-    testbed.wait_healthy(90, quiet=True)
+    stash = request.config.stash
+    if not stash.get(SWEPT, False):
+        heal_all(testbed)
+        testbed.wait_healthy(90, quiet=True)
+    stash[SWEPT] = False
     fs = FaultSet(testbed)
     try:
         yield fs
     finally:
         fs.heal()
         testbed.wait_healthy(90, quiet=True)
+        stash[SWEPT] = True

@@ -280,10 +280,10 @@ class Checks:
         return path
 
     def call(self, number: str, caller: str = "sipp", calls: int = 1, rate: float = 5,
-             hold_s: float = 0.2) -> list[CallRecord]:
+             hold_s: float = 0.0) -> list[CallRecord]:
         """Place `calls` calls to `number` and return the callers' records once done.
-        The hold is short: what a check judges is where the call went and its answer,
-        and each operation places about 20 of these."""
+        No hold: what a check judges is where the call went and its answer (and its BYE
+        crossing the unit), and each operation places about 20 of these."""
         self.n += 1
         kw = {} if caller == "sipp" else {"scenario": self.scenario_for(caller)}
         load = SippLoad(self.p.executor("sipp-uac"), f"{self.tb.ip('tmedia-1', 'voip')}:5060",
@@ -435,7 +435,7 @@ class Checks:
                 f"(caller -> unit -> far end A -> 200 back, slowest {worst * 1000:.0f} ms)")
 
     def new_calls_accepted(self) -> str:
-        calls = self.call(f"{PREFIX}100", calls=10, rate=10, hold_s=1)
+        calls = self.call(f"{PREFIX}100", calls=10, rate=20, hold_s=0.5)
         bad = [(c.call_id, c.outcome, c.final_code) for c in calls if c.outcome != "completed"]
         if bad:
             raise AssertionError(f"{len(bad)} of {len(calls)} new calls not completed: {bad[:3]}")

@@ -2,9 +2,10 @@
 
 The flow: a steady SIPp load through both active units (tmedia-1 and tmedia-2, each
 with RTP), the fault injected once enough calls are established, the switchover waited
-for, the load run to its end; then the seed's post-switchover checks (or, after a MySQL
-operation, the configuration checks) with the fault still in place; then the heal, with
-a second load running through it. Every sub-check (calls, switchover, roles, post-checks,
+for; once every call of the load is placed, while its last calls are held, the seed's
+post-switchover checks (or, after a MySQL operation, the configuration checks) with the
+fault still in place; the load run to its end; then the heal, with a second load running
+through it until the system is healthy again. Every sub-check (calls, switchover, roles, post-checks,
 media, heal, logs) is judged, the verdict composed, and only then is result.json written,
 once, whatever happened: an operation that raised is written as `error`."""
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from . import logscan, post_checks, roles
 from . import verdict as vd
-from .checks import Verdict, check, load_problems
+from .checks import Verdict, check, load_problems, open_load_problems
 from .faults import FaultSet, from_spec
 from .faults import prepare as prepare_fault
 from .history import History
@@ -86,7 +87,10 @@ def make_fault(tb: Testbed, op, master: str, slave: str):
 LOAD_UNITS = ("tmedia-1", "tmedia-2")
 LOAD_PORTS = {"main": [(5060, 6000, 8889), (5062, 6100, 8890), (5074, 6200, 8893), (5076, 6300, 8894)],
               "heal": [(5064, 6600, 8891), (5066, 6700, 8892), (5082, 6800, 8895), (5084, 6900, 8896)]}
-HEAL_LOAD_S = 10.0       # the load that runs through the heal
+# The load through the heal runs until the system is healthy (HEAL_HEALTHY_S at most)
+# and has answered calls placed during HEAL_TAIL_S after that; HEAL_MAX_S of calls is
+# what SIPp is given, more than it ever places.
+HEAL_HOLD_S, HEAL_TAIL_S, HEAL_HEALTHY_S, HEAL_MAX_S = 2.0, 1.0, 120.0, 200.0
 UAC_SIGNALLING_XML = SCENARIO_DIR / "uac_signalling.xml"
 
 
@@ -235,7 +239,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     phases.mark("prepare")
     extra_effects: dict = {}
     watcher.start()
-    checks = []
+    checks, config_checks = [], []
     try:
         with uas, capture, _garp_capture(tb, op, before, extra_effects):
             with load:
@@ -255,9 +259,23 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                 if op.switchover:
                     wait_for(lambda: watcher.first_active(slave, t_fault), op.max_switchover_s + 10,
                              f"{slave} to become active")
+                # The checks run while the last calls are held: every call has been
+                # placed, the window after the fault is over, and what the checks
+                # change (a reload, a stack disabled, a route) must not touch a call
+                # that is up; if it did, those calls' verdict says so.
+                wait_for(lambda: all(ld.created() == ld.ncalls or not ld.running for ld in load.sipps),
+                         load.sipps[0].bound_s, "every call of the load placed", interval=0.25)
+                phases.mark("fault to the last call placed")
+                if prepared:
+                    checks = post_checks.run_all(tb, prepared)
+                    phases.mark("post-switchover checks")
+                prepared = None
+                if op.fault["kind"].startswith("mysql_"):
+                    config_checks = post_checks.run_config_checks(tb)
+                    phases.mark("configuration checks")
                 finished = load.wait()
                 history.event("note", text=f"load finished by itself: {finished}")
-                phases.mark("fault to load end")
+                phases.mark("load end")
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
         phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
@@ -266,10 +284,6 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
         if op.fault["kind"] in ("kill_process", "deadlock"):
             verdict.add(restarted_check(tb, fault.host, fault.app, fault.pid, t_fault))
         phases.mark("calls read")
-        if prepared:
-            checks = post_checks.run_all(tb, prepared)
-            phases.mark("post-switchover checks")
-        prepared = None
     finally:
         if prepared is not None:          # the fault path failed: close what prepare opened
             prepared.finish(None)
@@ -302,8 +316,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     if op.fault["kind"].startswith("mysql_"):
         # calls never touch the database: only configuration work proves the switch to the
         # backup ("Toolpack will automatically switch to using the backup DB")
-        verdict.add(_post_checks(post_checks.run_config_checks(tb),
-                                 "configuration checks with the database server down"))
+        verdict.add(_post_checks(config_checks, "configuration checks with the database server down"))
     verdict.add(oam_auth_check(tb, slave if op.switchover else master))
     phases.mark("judged (calls, media, OAM)")
     # the heal, under load: calls through it are judged like the rest
@@ -418,13 +431,17 @@ def _switchover_check(v: Verdict, op) -> vd.SubCheck:
 
 
 def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubCheck, list]:
-    """Heal the fault while a second load runs; every call through the heal must be
-    accepted and end normally (the returning node must not disturb the system)."""
+    """Heal the fault while a second load runs, and keep it running until the system is
+    healthy again and has answered a few calls placed after that: every call through the
+    heal and the returning node's rejoin must be accepted and end normally. The load's
+    length is that condition, not a fixed time (a kill has nothing to heal; a powered-off
+    host boots and clones its database first)."""
     # the far end of the routes (sipp-uas:5060): the main load's far end has stopped
     uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
                   tb.ip("sipp-uas", "voip"), name=uas_name)
-    load = Loads(tb, f"{op.id}-heal", LOAD_PORTS["heal"], op.load.rate, min(op.load.hold_s, 3.0),
-                 HEAL_LOAD_S, media_rate=op.load.media_rate)
+    load = Loads(tb, f"{op.id}-heal", LOAD_PORTS["heal"], op.load.rate,
+                 min(op.load.hold_s, HEAL_HOLD_S), HEAL_MAX_S, media_rate=op.load.media_rate)
+    healthy_s = None
     with uas:
         with load:
             wait_for(lambda: established_now(load.sipps) >= 2, 10,
@@ -432,18 +449,34 @@ def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubChec
             t_heal = time.time()
             faults.heal()                 # writes the heal events into the history
             healed = time.time()
+            try:
+                tb.wait_healthy(HEAL_HEALTHY_S, quiet=True)
+                t_ok = time.time()
+                healthy_s = round(t_ok - t_heal, 2)
+                tail = max(3, round(op.load.rate * HEAL_TAIL_S))
+                wait_for(lambda: _answered_after(load, t_ok) >= tail, HEAL_TAIL_S + 10,
+                         f"{tail} calls placed after the heal answered", interval=0.25)
+            except (TestbedError, TimeoutError) as exc:
+                history.event("note", text=f"heal load: {exc}")   # judged below and after
+            t_quit = time.time()
+            for ld in load.sipps:
+                ld.quit()
             load.wait()
         uas.stop(grace_s=RECV_TIMEOUT_S)
     calls, _ = load.calls(far_end=uas)
     for c in calls:
         history.call(c)
     v = check(calls, t_heal, None, "accept", switchover_expected=False, max_switchover_s=60)
-    probs = [str(x) for x in v.violations if x.call_id]
-    if len(calls) != load.ncalls:
-        probs.append(f"{len(calls)} calls judged, {load.ncalls} placed")
-    data = {"heal_s": round(healed - t_heal, 2), "calls": len(calls)}
+    probs = [str(x) for x in v.violations if x.call_id] + open_load_problems(
+        calls, [ld.created() for ld in load.sipps], t_heal, t_quit, op.load.rate)
+    data = {"heal_s": round(healed - t_heal, 2), "healthy_s": healthy_s, "calls": len(calls)}
     if probs:
         return vd.failed("heal", f"{len(probs)} calls through the heal not as expected: "
                                  + "; ".join(probs[:5]), **data), calls
-    return vd.ok("heal", f"healed in {healed - t_heal:.1f} s; {len(calls)} calls through it, "
-                         f"all accepted and ended normally", **data), calls
+    return vd.ok("heal", f"healed in {healed - t_heal:.1f} s, healthy {healthy_s} s after it; "
+                         f"{len(calls)} calls through it, all accepted and ended normally", **data), calls
+
+
+def _answered_after(load: Loads, t: float) -> int:
+    return sum(1 for ld in load.sipps for c in ld.calls()
+               if c.invite_t is not None and c.invite_t >= t and c.answer_t is not None)

@@ -693,6 +693,24 @@ class SippLoad(_Agent):
         self.stop(grace_s=0)
         return False
 
+    def quit(self) -> None:
+        """Stop placing new calls now; SIPp ends once its open calls have ended (wait()).
+        A load whose length is a condition, not a count: `created()` says how many it placed."""
+        if self.running:
+            self.proc.control(self.control_port, "q")
+
+    def created(self) -> int | None:
+        """The calls SIPp says it created (OutgoingCall(C) of its last statistics line,
+        which it writes again as it exits); None before the first line."""
+        try:
+            head, *rows = (self.dir / STAT).read_text().strip().splitlines()
+        except (FileNotFoundError, ValueError):
+            return None
+        if not rows:
+            return None
+        col = head.split(";").index("OutgoingCall(C)")
+        return int(rows[-1].split(";")[col])
+
     def calls(self, far_end: "SippUas | list[CallRecord] | None" = None) -> list[CallRecord]:
         """UAC records; with `far_end` (a SippUas or its records) far_bye is joined in."""
         recs = super().calls()

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import history
-from harness.checks import CLASSES, assert_ok, assert_switchover_within, check, load_problems
+from harness.checks import (CLASSES, assert_ok, assert_switchover_within, check, load_problems,
+                            open_load_problems)
 from harness.history import History
 
 FIX = Path(__file__).parent / "fixtures" / "histories"
@@ -285,3 +286,19 @@ def test_recorded_a_call_answered_just_before_the_unit_went_down_is_no_recovery(
     first = min(c.answer_t for c in calls if c.call_id in unit1(calls) and c.invite_t >= t_fault
                 and c.answer_t)
     assert recovery(calls, unit_of, "tmedia-1", t_fault) > first
+
+
+def test_open_load_problems_counts_against_sipp_and_finds_a_stall_up_to_the_quit():
+    t = 1000.0
+    calls = [c for c in _steady(t) if c.invite_t >= t]        # 12 s at 1 call/s
+    assert open_load_problems(calls, [6, len(calls) - 6], t, t + 12.5, rate=1.0) == []
+    assert any("SIPp says it placed [6, None]" in p
+               for p in open_load_problems(calls, [6, None], t, t + 12.5, rate=1.0))
+    assert any("calls judged" in p
+               for p in open_load_problems(calls, [6, len(calls)], t, t + 12.5, rate=1.0))
+    # placed for 12 s, but SIPp was quit 10 s later: the caller stalled at the end
+    assert any("no call placed for" in p
+               for p in open_load_problems(calls, [len(calls)], t, t + 22, rate=1.0))
+    stalled = [c for c in calls if not (t + 2 < c.invite_t < t + 9)]
+    assert any("no call placed for" in p
+               for p in open_load_problems(stalled, [len(stalled)], t, t + 12.5, rate=1.0))

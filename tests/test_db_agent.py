@@ -31,6 +31,14 @@ def test_a_healthy_replica_of_the_main_does_nothing():
     assert act(REPLICA_RETRYING, Peer(P_MAIN, 1, PEER)) == NOTHING
 
 
+def test_a_replica_whose_io_thread_is_setting_up_its_session_is_not_recloned():
+    """Seen after a clone: the next tick read "Preparing", re-cloned, and killed the I/O
+    thread in its first request to the main (an ERROR in the log, caught by the matrix)."""
+    preparing = Local(True, 1, PEER, PEER, "Preparing", "Yes")
+    assert act(preparing, Peer(P_MAIN, 1, PEER)) == NOTHING
+    assert act(preparing, Peer(P_REFUSED)) == BECOME_MAIN
+
+
 @pytest.mark.parametrize("local", [FRESH, FORMER_MAIN, RESTARTED_REPLICA,
                                    Local(True, 1, PEER, PEER, "Yes", "No"),      # SQL error
                                    Local(True, 1, PEER, "10.9.9.9", "Yes", "Yes")])

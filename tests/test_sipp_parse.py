@@ -5,6 +5,7 @@ tests/fixtures/sipp/capture.py (our uac.xml against test far ends).
 """
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,24 @@ def test_live_far_end_answers_a_retransmitted_invite_and_then_the_bye(tmp_path):
     sock.close()
     (leg,) = uas.calls()
     assert leg.outcome == "completed" and leg.abort is None
+
+
+@needs("sipp", "Debian sip-tester")
+def test_live_soft_quit_ends_the_load_early_and_sipp_counts_every_call_it_placed(tmp_path):
+    from harness.util import wait_for
+    b = _free_udp_base(11)
+    ex = LocalExecutor(tmp_path)
+    with SippUas(ex, "127.0.0.1", port=b, media_port=b + 2, control_port=b + 9) as uas:
+        with SippLoad(ex, f"127.0.0.1:{b}", "127.0.0.1", port=b + 1, media_port=b + 6,
+                      control_port=b + 10, rate=20, hold_s=0.5, duration_s=60,
+                      recv_timeout_s=3.0) as load:
+            wait_for(lambda: sum(c.answer_t is not None for c in load.calls()) >= 10, 10,
+                     "10 calls answered")
+            t = time.monotonic()
+            load.quit()
+            assert load.wait(deadline=t + 5), "SIPp did not end within 5 s of its soft quit"
+        uas.stop()
+    calls = load.calls(far_end=uas)
+    assert 10 <= len(calls) < load.ncalls
+    assert load.created() == len(calls)
+    assert {c.outcome for c in calls} == {"completed"}

@@ -72,3 +72,48 @@ def test_a_testbed_that_breaks_again_and_again_stops_the_session(pytester):
     assert res.ret == 1
     res.stdout.fnmatch_lines(["*testbed broken again before*after 2 rebuilds*replication stopped*"])
     res.assert_outcomes(failed=3)        # the 4th and test_after never ran
+
+
+SWEEP_TESTS = '''
+import harness.faults._set
+
+harness.faults._set.heal_all = lambda tb: EVENTS.append("sweep")
+from conftest import EVENTS
+
+
+class FakeFault:
+    name, kind, target, healed_at = "fake", "fake", "host-a", 0.0
+    def inject(self):
+        return 0.0
+    def heal(self):
+        EVENTS.append("healed")
+
+
+def test_first(testbed, faults):
+    pass
+
+def test_second(testbed, faults):
+    pass
+
+def test_without_the_fault_set(testbed):
+    pass
+
+def test_after_one_without(testbed, faults):
+    pass
+
+def test_heals_its_own(testbed, faults):
+    faults.inject(FakeFault())
+    faults.heal()
+'''
+
+
+def test_a_sweep_is_left_out_only_right_after_a_test_whose_end_swept(pytester):
+    """The fault set's end sweeps; the next test's start does not sweep again, unless a
+    test without the fault set ran between them; a heal with nothing injected since the
+    last one does not sweep again either."""
+    pytester.makeconftest(CONFTEST.replace("EVENTS = []", "EVENTS = []  # shared"))
+    pytester.makepyfile(test_ops=SWEEP_TESTS)
+    res = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-s", f"--tb-runs={pytester.path / 'runs'}")
+    res.assert_outcomes(passed=5)
+    assert ("EVENTS ['heal', 'sweep', 'sweep', 'heal', 'sweep', 'healed', 'sweep']"
+            in res.stdout.str())

@@ -14,7 +14,7 @@ The rule (`decide`, pure and unit-tested):
   replicate from that main, it is re-cloned from it (dump of `toolpack` and
   `toolpack_ha` with the GTID position, after RESET MASTER): a crashed former main may
   hold a binlog tail the new main never saw, and the clone throws that tail away.
-* Promotion: a replica that was replicating (IO thread Yes/Connecting, SQL thread Yes)
+* Promotion: a replica that was replicating (IO thread Yes/Connecting/Preparing, SQL Yes)
   becomes the main when its main's server refuses connections (the peer host is up and
   its MySQL is down), or is unreachable while the peer *host* is lost: this host is the
   active Toolpack host and its sys_manager hears the peer on no control path (the HA
@@ -63,6 +63,7 @@ DRAIN_TIMEOUT = 30      # s to apply the received relay log before a promotion
 CLONE_TIMEOUT = 120
 ERROR_BACKOFF = 1.0
 REARM_PERIOD = 1.0      # s between looks at the main's semi-sync status
+REPLICA_START_S = 5     # s for both replication threads to run after START SLAVE
 ZOMBIE_S = 3            # a killed dump thread older than this is stuck (they end at once)
 
 NOTHING, WAIT, BECOME_MAIN, DEMOTE, CLONE = "nothing", "wait", "become_main", "demote", "clone"
@@ -89,6 +90,15 @@ class Peer:
     error: str | None = None
 
 
+def replicates_from(local: Local, ip: str) -> bool:
+    """Replication from `ip` runs. The I/O thread is "Preparing" while it sets up its
+    session with the main (it asks for the main's semi-sync and GTID variables) after
+    every start and reconnect: taking that for a stopped replica re-cloned it, killing
+    the I/O thread in that request (an ERROR in the server's log)."""
+    return (local.master_host == ip and local.sql_running == "Yes"
+            and local.io_running in ("Yes", "Connecting", "Preparing"))
+
+
 def decide(local: Local, peer: Peer, me: str, peer_ip: str, preferred: bool,
            peer_host_lost: bool) -> tuple[str, str]:
     """The role rule of the module docstring: (action, why)."""
@@ -98,8 +108,7 @@ def decide(local: Local, peer: Peer, me: str, peer_ip: str, preferred: bool,
         if peer.state == P_MAIN and peer_key > my_key:
             return DEMOTE, f"peer {peer_ip} is the main of epoch {peer.epoch} (mine {local.epoch})"
         return NOTHING, "main"
-    replicating = (local.master_host == peer_ip and local.sql_running == "Yes"
-                   and local.io_running in ("Yes", "Connecting"))
+    replicating = replicates_from(local, peer_ip)
     if peer.state == P_MAIN:
         if replicating:
             return NOTHING, f"replica of {peer_ip}"
@@ -440,6 +449,16 @@ class DbAgent(threading.Thread):
                         "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, "
                         "MASTER_HEARTBEAT_PERIOD=0.5", (self.peer_ip, self.s.repl_password))
             cur.execute("START SLAVE")
+        # START SLAVE returns before both threads run: a step that read the status in
+        # between took this server for one that does not replicate and cloned it again
+        # (killing the I/O thread in its first request to the main: an ERROR in the log)
+        end = time.monotonic() + REPLICA_START_S
+        while not replicates_from(local := self.read_local(conn), self.peer_ip):
+            if time.monotonic() > end:
+                raise RuntimeError(f"replication from {self.peer_ip} not running "
+                                   f"{REPLICA_START_S} s after the clone: IO "
+                                   f"{local.io_running}, SQL {local.sql_running}")
+            time.sleep(0.05)
         self.event("cloned", f"{why}; from {self.peer_ip} at {gtid} "
                              f"({len(dump.stdout)} bytes, {time.monotonic() - t0:.2f} s)")
         self._set_role("replica", f"replica of {self.peer_ip}")

@@ -11,6 +11,7 @@ import json
 
 from ..testbed import HOSTS, Testbed, TestbedError, log
 from ..util import wait_for
+from ._base import each
 
 CTL = ["python", "-m", "emulator.host.ctl"]
 
@@ -94,11 +95,12 @@ def restore_db_main(tb: Testbed, host: str, master: str, deadline_s: float = 120
 def sweep_host_ctl(tb: Testbed, what: str) -> None:
     """`ctl <what> start` on every running host: MySQL or the Toolpack service left
     stopped by a killed run (`start` of a running one changes nothing)."""
-    for h in HOSTS:
+    def start(h):
         try:
             msg = ctl(tb, h, what, "start")["message"]
         except TestbedError as exc:
             log(f"sweep: {h}: {exc}")
-            continue
+            return
         if "already running" not in msg:
             log(f"sweep: {msg} on {h}")
+    each(HOSTS, start)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._base import CALL_MARGIN_S, Timers
+from ._base import CALL_MARGIN_S, Timers, each
 from .kill_process import KillProcess
 
 
@@ -31,8 +31,9 @@ class Deadlock(KillProcess):
     @classmethod
     def sweep(cls, tb) -> None:
         """No process left stopped, in any container of the project."""
-        for c in tb.containers():
+        def cont(c):
             c.reload()
             if c.status == "running":
                 c.exec_run(["sh", "-c", "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' "
                                         "| xargs -r kill -CONT"])
+        each(tb.containers(), cont)

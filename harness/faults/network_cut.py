@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 from ..testbed import NET_INDEX
-from ._base import HOST_TARGET, FaultSpecError, HostFault, Param, host_of
+from ._base import HOST_TARGET, FaultSpecError, HostFault, Param, each, host_of
 
 NFT_TABLE = "tbfault"
 
@@ -97,8 +97,7 @@ class NetworkCut(HostFault):
     @classmethod
     def sweep(cls, tb) -> None:
         """No cut left in any container of the project."""
-        for c in tb.containers():
-            remove_cuts(c)
+        each(tb.containers(), remove_cuts)
 
 
 def remove_cuts(container) -> None:
