@@ -114,6 +114,8 @@ def run_once(tb: Testbed, scenario: str, rate: float, hold_s: float, seconds: fl
         uas_sc, uac_sc = "-sf uas.xml -rtp_echo", "-sf uac.xml"
     elif scenario == "uac_pcap":
         uas_sc, uac_sc = "-sn uas -rtp_echo", "-sn uac_pcap"
+        # the built-in uac_pcap plays pcap/g711a.pcap, relative to its directory
+        _exec(uac, "mkdir -p pcap && ln -sf /usr/share/sip-tester/*.pcap pcap/", workdir=work)
     else:
         uas_sc, uac_sc = "-sn uas", "-sn uac"
     before, cpu0 = unit_status(tb), cpu_s(tb)
