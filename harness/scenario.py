@@ -5,9 +5,10 @@ with RTP), the fault injected once enough calls are established, the switchover 
 for; once every call of the load is placed, while its last calls are held, the seed's
 post-switchover checks (or, after a MySQL operation, the configuration checks) with the
 fault still in place; the load run to its end; then the heal, with a second load running
-through it until the system is healthy again. Every sub-check (calls, switchover, roles, post-checks,
-media, heal, logs) is judged, the verdict composed, and only then is result.json written,
-once, whatever happened: an operation that raised is written as `error`."""
+through it until the system is healthy again. Every sub-check (calls, switchover, roles,
+post-checks, media, heal, logs) is judged, the verdict composed, and only then is
+result.json written, once, whatever happened: an operation that raised is written as
+`error`."""
 from __future__ import annotations
 
 import json

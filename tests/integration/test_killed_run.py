@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 
+import docker
 import pytest
 
 from harness.faults import NFT_TABLE, REGISTRY, heal_all, restore_placement
 from harness.faults.bond_port_silent import TABLE as SILENT_TABLE
 from harness.testbed import ROOT, log
+from harness.util import wait_for
 
 # one fault of every kind, as the matrix writes it
 SPECS = {
@@ -68,23 +70,36 @@ def leftovers(tb) -> list[str]:
     """Everything a fault can leave behind, read from the containers."""
     left = []
     for c in tb.containers():
-        c.reload()
-        name = c.labels.get("com.docker.compose.service", c.name)
-        if c.status != "running":
-            left.append(f"{name}: container {c.status}")
-            continue
-        tables = c.exec_run(["nft", "list", "tables"]).output.decode()
-        left += [f"{name}: nftables {line.strip()}" for line in tables.splitlines()
-                 if line.split()[-1:] and line.split()[-1] in (NFT_TABLE, SILENT_TABLE)]
-        procs = c.exec_run(["ps", "-eo", "stat=,pid=,args="]).output.decode()
-        left += [f"{name}: stopped process {line.strip()}" for line in procs.splitlines()
-                 if line.strip().startswith("T")]
-        if name.startswith("tmedia-"):
-            for port in ("vp1", "vp2"):
-                link = c.exec_run(["ip", "-o", "link", "show", port]).output.decode()
-                flags = link.partition("<")[2].partition(">")[0].split(",")
-                if "UP" not in flags:
-                    left.append(f"{name}: port {port} down ({link.strip()[:80]})")
+        try:
+            left += _left_in(c)
+        except docker.errors.APIError as exc:
+            # a board rebooting right now (a crashed SIP application reboots it): Docker
+            # refuses an exec until it runs again; read it once it does
+            if exc.status_code != 409:
+                raise
+            wait_for(lambda: c.reload() or c.status == "running", 60,
+                     f"{c.name} running again after its restart")
+            left += _left_in(c)
+    return left
+
+
+def _left_in(c) -> list[str]:
+    c.reload()
+    name = c.labels.get("com.docker.compose.service", c.name)
+    if c.status != "running":
+        return [f"{name}: container {c.status}"]
+    tables = c.exec_run(["nft", "list", "tables"]).output.decode()
+    left = [f"{name}: nftables {line.strip()}" for line in tables.splitlines()
+            if line.split()[-1:] and line.split()[-1] in (NFT_TABLE, SILENT_TABLE)]
+    procs = c.exec_run(["ps", "-eo", "stat=,pid=,args="]).output.decode()
+    left += [f"{name}: stopped process {line.strip()}" for line in procs.splitlines()
+             if line.strip().startswith("T")]
+    if name.startswith("tmedia-"):
+        for port in ("vp1", "vp2"):
+            link = c.exec_run(["ip", "-o", "link", "show", port]).output.decode()
+            flags = link.partition("<")[2].partition(">")[0].split(",")
+            if "UP" not in flags:
+                left.append(f"{name}: port {port} down ({link.strip()[:80]})")
     return left
 
 
