@@ -258,8 +258,12 @@ def test_load_is_shared_by_sls_one_link_each(pair):
 
 def test_changeover_retrieves_the_msus_in_flight_none_lost_none_twice(pair):
     a, b, taps = pair
-    n = 1500
-    ab, ba = Sender(a, 0, n, rate=1000), Sender(b, 2000, 400, rate=250)
+    # A's pace leaves its window on link 0 room for the steps below: with B's
+    # acknowledgements stalled, 127 unacknowledged MSUs at about 125 a second on link 0
+    # take a second (at 1000 a second it was a quarter of one, and a busy machine's
+    # pause between two steps let the window fill: no MSU was left to lose in flight)
+    n = 1000
+    ab, ba = Sender(a, 0, n, rate=250), Sender(b, 2000, 400, rate=250)
     ab.start()
     ba.start()
     wait_for(lambda: len(b.got) >= 300, 10, "traffic flowing")
