@@ -228,10 +228,17 @@ def load_problems(calls: list[CallRecord], placed: int, t_fault: float, *,
     if after[-1] < t_fault + after_s - 2.0:
         problems.append(f"the last call was placed {after[-1] - t_fault:.1f} s after the fault, "
                         f"the window is {after_s:.0f} s")
-    gaps = [b - a for a, b in zip([t_fault] + after, after)]
-    if max(gaps) > 5.0 / rate + 1.0:
-        problems.append(f"no call placed for {max(gaps):.1f} s after the fault (rate {rate:g}/s)")
+    gap = _stall(after, t_fault, after[-1], rate)
+    if gap:
+        problems.append(f"no call placed for {gap:.1f} s after the fault (rate {rate:g}/s)")
     return problems
+
+
+def _stall(invites: list[float], start: float, end: float, rate: float) -> float | None:
+    """The longest time without an INVITE between start and end (sorted times), when it
+    is many inter-arrival times long: the caller stalled."""
+    gap = max(b - a for a, b in zip([start] + invites, invites + [end]))
+    return gap if gap > 5.0 / rate + 1.0 else None
 
 
 def open_load_problems(calls: list[CallRecord], created: list[int | None], t0: float,
@@ -244,9 +251,9 @@ def open_load_problems(calls: list[CallRecord], created: list[int | None], t0: f
     if None in created or sum(created) != len(calls):
         problems.append(f"{len(calls)} calls judged, SIPp says it placed {created}")
     invites = sorted(c.invite_t for c in calls if c.invite_t is not None and c.invite_t >= t0)
-    gaps = [b - a for a, b in zip([t0] + invites, invites + [t_quit])]
-    if max(gaps) > 5.0 / rate + 1.0:
-        problems.append(f"no call placed for {max(gaps):.1f} s between {t0:.1f} and the "
+    gap = _stall(invites, t0, t_quit, rate)
+    if gap:
+        problems.append(f"no call placed for {gap:.1f} s between {t0:.1f} and the "
                         f"load's end (rate {rate:g}/s)")
     return problems
 

@@ -1,8 +1,11 @@
-"""Generic helpers of the harness: a deadline-bound wait and a checked `docker exec`.
+"""Generic helpers of the harness: a deadline-bound wait, a checked `docker exec`, and
+the same action on several nodes side by side.
 They depend on nothing but harness.testbed, so every other module may import them."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from .testbed import Testbed, TestbedError
 
@@ -24,3 +27,16 @@ def exec_checked(tb: Testbed, node: str, cmd: list[str], what: str) -> None:
     res = tb.container(node).exec_run(cmd)
     if res.exit_code != 0:
         raise TestbedError(f"{what} on {node} failed: {res.output.decode(errors='replace')}")
+
+
+def each(items, fn: Callable[[Any], None]) -> None:
+    """fn(item) for every item, side by side (each one is a few `docker exec`s); the
+    first exception is raised once all have ended."""
+    items = list(items)
+    if len(items) <= 1:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        for f in [pool.submit(fn, it) for it in items]:
+            f.result()

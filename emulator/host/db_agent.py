@@ -91,10 +91,11 @@ class Peer:
 
 
 def replicates_from(local: Local, ip: str) -> bool:
-    """Replication from `ip` runs. The I/O thread is "Preparing" while it sets up its
-    session with the main (it asks for the main's semi-sync and GTID variables) after
-    every start and reconnect: taking that for a stopped replica re-cloned it, killing
-    the I/O thread in that request (an ERROR in the server's log)."""
+    """Replication from `ip` runs. MariaDB shows a connected I/O thread that is still
+    setting up its session with the main (asking for its semi-sync and GTID variables)
+    as "Preparing": taking that for a stopped replica re-cloned it, killing the thread
+    in that request (an ERROR in the server's log). (That state is inferred from the
+    log's timing, not read here; clone() also waits for both threads to run.)"""
     return (local.master_host == ip and local.sql_running == "Yes"
             and local.io_running in ("Yes", "Connecting", "Preparing"))
 

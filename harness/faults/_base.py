@@ -5,7 +5,6 @@ checks its exit status."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
@@ -204,19 +203,6 @@ def unit_moved_s(t: Timers) -> float:
     after the dead-board time, then the SIP stacks start:
     unit_dead + poll + SIP start + margin = 2.0 + 0.1 + 2.0 + 0.6 = 4.7 s."""
     return t.unit_dead_s + t.poll_s + SIP_START_S + CALL_MARGIN_S
-
-
-def each(items, fn: Callable[[Any], None]) -> None:
-    """fn(item) for every item, side by side (each one is a few `docker exec`s); the
-    first exception is raised once all have ended."""
-    items = list(items)
-    if len(items) <= 1:
-        for it in items:
-            fn(it)
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
-        for f in [pool.submit(fn, it) for it in items]:
-            f.result()
 
 
 def fault_class(kind: str) -> type[Fault]:

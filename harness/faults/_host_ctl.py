@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 from ..testbed import HOSTS, Testbed, TestbedError, log
-from ..util import wait_for
-from ._base import each
+from ..util import each, wait_for
 
 CTL = ["python", "-m", "emulator.host.ctl"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 
 from ..testbed import Testbed, TestbedError
-from ._base import REGISTRY, Fault, each, validate
+from ..util import each
+from ._base import REGISTRY, Fault, validate
 
 
 def from_spec(tb: Testbed, spec: dict, master: str, slave: str) -> Fault:

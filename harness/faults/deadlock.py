@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._base import CALL_MARGIN_S, Timers, each
+from ..util import each
+from ._base import CALL_MARGIN_S, Timers
 from .kill_process import KillProcess
 
 

@@ -5,7 +5,8 @@ import time
 from dataclasses import dataclass
 
 from ..testbed import NET_INDEX
-from ._base import HOST_TARGET, FaultSpecError, HostFault, Param, each, host_of
+from ..util import each
+from ._base import HOST_TARGET, FaultSpecError, HostFault, Param, host_of
 
 NFT_TABLE = "tbfault"
 
