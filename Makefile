@@ -7,8 +7,13 @@ VPY     := $(VENV)/bin/python
 PROJECT ?= hatb
 TB_TAG  ?= latest
 LOAD    ?=
+# VARIANT=external-db: the database servers on two hosts of their own (compose/external-db.yml)
+VARIANT ?=
 export TB_TAG
 export TB_PROJECT := $(PROJECT)
+ifneq ($(VARIANT),)
+export TB_VARIANT := $(VARIANT)
+endif
 
 .PHONY: help venv images testbed-up status logs testbed-down heal acceptance test unit bench chaos soak selftest clean
 
@@ -52,8 +57,18 @@ acceptance: $(VPY) ## bring the testbed up and run the acceptance scenarios (rep
 unit: $(VPY) ## fast unit tests only (no Docker)
 	$(VPY) -m pytest tests -m "not integration" $(PYTEST_ARGS)
 
-test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenarios
-	$(VPY) -m pytest tests scenarios $(PYTEST_ARGS)
+# The external-db variant's own tests and its MySQL and host operations, on a testbed of
+# their own (PROJECT-xdb), after the main run has removed its testbed: one heavy testbed
+# at a time.
+XDB_OPS := shutdown-mysql-master kill-mysql-master shutdown-mysql-slave kill-mysql-slave \
+	power-off-master shutdown-master cut-master-networks power-off-slave shutdown-slave cut-slave-networks
+XDB_PYTEST_ARGS ?=
+test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenarios; then the external-db variant's MySQL and host operations
+	@rc=0; $(VPY) -m pytest tests scenarios $(PYTEST_ARGS) || rc=$$?; \
+	TB_VARIANT=external-db TB_PROJECT=$(PROJECT)-xdb $(VPY) -m pytest tests/variants scenarios/test_matrix.py \
+	  --tb-runs=runs/external-db -k "external_db or $(shell echo $(XDB_OPS) | sed 's/ / or /g')" \
+	  $(XDB_PYTEST_ARGS) || rc=$$?; \
+	exit $$rc
 
 # One BENCH_DIR for all scripts, so one results.json / results.md covers them; the table
 # is printed also when a script failed, and make fails with that script's status.

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from harness import roles  # noqa: E402
 from harness.probes import boot_record  # noqa: E402
 from harness.scenario import LOAD_PORTS, Loads, established_now  # noqa: E402
-from harness.sipp import DockerExecutor, SippUas  # noqa: E402
+from harness.sipp import SippUas  # noqa: E402
 from harness.testbed import BOARDS, Testbed  # noqa: E402
 from results import Results  # noqa: E402  (bench/results.py)
 from scenarios.matrix import MATRIX, parse  # noqa: E402
@@ -45,7 +45,7 @@ def boots(tb: Testbed) -> dict:
 
 
 def window(tb: Testbed, load, i: int) -> collections.Counter:
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
+    uas = SippUas(tb.sipp_executor("sipp-uas"),
                   tb.ip("sipp-uas", "voip"), name=f"soak-{i}-uas")
     ld = Loads(tb, f"soak-{i}", LOAD_PORTS["main"], load.rate, load.hold_s, WINDOW_S,
                media_rate=load.media_rate)

@@ -44,3 +44,9 @@ def start() -> subprocess.Popen | None:
         os.chmod(RUN / name, 0o600)
     (RUN / "sshd_config").write_text(config(dict(os.environ)))
     return subprocess.Popen([SSHD, "-D", "-E", LOG, "-f", str(RUN / "sshd_config")])
+
+
+if __name__ == "__main__":
+    # a node with no init of ours (the SIPp agents): start sshd and leave it to PID 1
+    proc = start()
+    print(f"sshd: {'started (pid %d)' % proc.pid if proc else 'not configured here'}", flush=True)

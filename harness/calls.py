@@ -3,16 +3,15 @@ sipp-uac, a far end at sipp-uas, something done while the calls run, and the cal
 from __future__ import annotations
 
 from .util import wait_for
-from .sipp import CallRecord, DockerExecutor, SippLoad, SippUas
+from .sipp import CallRecord, SippLoad, SippUas
 from .testbed import Testbed
 
 
 def run_calls(tb: Testbed, name: str, unit: str = "tmedia-1", during=None, **load) -> list[CallRecord]:
     """Run a load through `unit`'s address on the bond; `during(uac)` runs meanwhile."""
-    d = tb.dir / "sipp"
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), d, "/work"), tb.ip("sipp-uas", "voip"),
+    uas = SippUas(tb.sipp_executor("sipp-uas"), tb.ip("sipp-uas", "voip"),
                   name=f"{name}-uas")
-    uac = SippLoad(DockerExecutor(tb.container("sipp-uac"), d, "/work"), f"{tb.ip(unit, 'voip')}:5060",
+    uac = SippLoad(tb.sipp_executor("sipp-uac"), f"{tb.ip(unit, 'voip')}:5060",
                    tb.ip("sipp-uac", "voip"), name=f"{name}-uac", **load)
     with uas:
         with uac:

@@ -53,6 +53,8 @@ class Ssh(_Strict):
     user: str = Field(min_length=1)
     key: Path                    # the private key file; no password is ever used
     known_hosts: Path            # the node's host key: an unknown or changed one is refused
+    # an agent's directory for SIPp's scenario, traces and captures (copied by SFTP)
+    work_dir: str = Field("/var/tmp/ha-testbed", pattern=r"^/[\w./-]*$")
 
     @field_validator("address")
     @classmethod
@@ -160,12 +162,15 @@ def from_testbed(tb, ssh: tuple[str, ...] = ()) -> dict:
         nodes[name] = {"role": role, "reach": "docker", "container": c.name, "addresses": addresses,
                        "power_off": ["docker", "kill", c.name], "power_on": ["docker", "start", c.name]}
         if name in ssh:
-            # as a real machine: SSH to its ctrl-a address with the bring-up's keys
-            # (paths relative to the inventory, in the testbed's state directory)
+            # as a real machine: SSH to its ctrl-a address (an agent's VoIP one) with the
+            # bring-up's keys (paths relative to the inventory, in the testbed's state
+            # directory); an agent's SIPp files in a directory of its own, not the one the
+            # container shares with the harness, so that they really cross SFTP
             nodes[name].update(
                 reach="ssh", container=None,
-                ssh={"address": addresses["ctrl-a"], "user": "root", "key": "ssh/client_ed25519",
-                     "known_hosts": "ssh/known_hosts"},
+                ssh={"address": addresses.get("ctrl-a") or addresses["voip"], "user": "root",
+                     "key": "ssh/client_ed25519", "known_hosts": "ssh/known_hosts",
+                     "work_dir": "/var/tmp/ha-testbed"},
                 shutdown=["docker", "stop", "-t", "20", c.name],
                 logs=["docker", "logs", "-t", "--since", "{since}", c.name])
     return {"name": tb.project, "nodes": nodes}

@@ -136,7 +136,7 @@ def read_logs(tb: Testbed, since: float, containers=CONTAINERS) -> tuple[dict, d
 
 
 def scan(tb: Testbed, since: float, expect: list[str] = (), allow: list[str] = ()) -> SubCheck:
-    """Every host and unit container's logs since `since` (epoch seconds): no error line,
-    every `expect` string present in some container's log."""
-    logs, unreadable = read_logs(tb, since)
+    """Every host's (the database hosts' too) and unit container's logs since `since`
+    (epoch seconds): no error line, every `expect` string present in some container's log."""
+    logs, unreadable = read_logs(tb, since, tb.server_hosts + BOARDS)
     return judge(logs, unreadable, list(expect), tuple(allow))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import verdict as vd
 from .util import wait_for
@@ -166,7 +165,10 @@ class MediaCapture:
         self.tb, self.node, self.name = tb, node, name
         self.src = (src,) if isinstance(src, str) else tuple(src)
         self.file = f"{name}.pcap"
-        self.path = Path(tb.dir) / "sipp" / self.file
+        # written where the agent's SIPp files are (its container's /work, or its work
+        # directory when reached over SSH), read here
+        self.ex = tb.sipp_executor(node)
+        self.path = self.ex.host_dir / self.file
 
     def __enter__(self):
         self.start()
@@ -180,11 +182,15 @@ class MediaCapture:
         hosts = " or ".join(f"src host {ip}" for ip in self.src)
         # not SIP, not the VXLAN underlay, not the units' voice path probes (discard port)
         flt = f"udp and ({hosts}) and not port 5060 and not port 4789 and not port 9"
-        self.tb.container(self.node).exec_run(
-            ["tcpdump", "-U", "-n", "-i", "any", "-w", f"/work/{self.file}", flt], detach=True)
-        # tcpdump writes the file header once it listens
-        wait_for(lambda: self.path.exists() and self.path.stat().st_size >= 24, 10,
-                 f"tcpdump to listen on {self.node}")
+        c = self.tb.container(self.node)
+        c.exec_run(["mkdir", "-p", str(self.ex.exec_dir)])
+        c.exec_run(["tcpdump", "-U", "-n", "-i", "any", "-w", str(self.ex.exec_dir / self.file), flt],
+                   detach=True)
+
+        def listening():         # tcpdump writes the file header once it listens
+            self.ex.fetch(self.file)
+            return self.path.exists() and self.path.stat().st_size >= 24
+        wait_for(listening, 10, f"tcpdump to listen on {self.node}")
 
     def stop(self) -> None:
         c = self.tb.container(self.node)
@@ -192,6 +198,7 @@ class MediaCapture:
         # tcpdump writes its last buffer as it exits (-U: packet-buffered already)
         wait_for(lambda: c.exec_run(["pgrep", "-f", f"tcpdump.*{self.file}"]).exit_code != 0, 5,
                  f"tcpdump on {self.node} to exit")
+        self.ex.fetch(self.file)
 
     def streams(self) -> list[Stream]:
         flows: dict[tuple, list] = {}

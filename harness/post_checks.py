@@ -42,8 +42,7 @@ from pathlib import Path
 from .faults import NFT_TABLE
 from .util import wait_for
 from .oam import Oam
-from .sipp import (SCENARIO_DIR, SHORTMSG, UAC_XML, CallRecord, DockerExecutor, SippLoad,
-                   SippUas, TraceLine, parse_shortmsg)
+from .sipp import SCENARIO_DIR, UAC_XML, CallRecord, Executor, SippLoad, SippUas, TraceLine
 from .testbed import BOARDS, Testbed, log
 from .verdict import FAILED, NA, OK, UNKNOWN, SubCheck
 
@@ -182,8 +181,8 @@ class Prepared:
         self.added_routes: list[int] = []
         self.removed_routes: list[dict] = []   # rows in the way of the checks' routes
 
-    def executor(self, node: str) -> DockerExecutor:
-        return DockerExecutor(self.tb.container(node), self.sipp_dir, "/work")
+    def executor(self, node: str) -> Executor:
+        return self.tb.sipp_executor(node)
 
     def start(self, oam: Oam, long_calls: int = LONG_CALLS) -> "Prepared":
         try:
@@ -369,8 +368,7 @@ class Checks:
 
     def rounds_after(self, calls: list[CallRecord], t0: float) -> dict[str, Round]:
         """The first complete re-INVITE round of each call that began after t0."""
-        caller = parse_shortmsg(self.p.long.dir / SHORTMSG, partial_ok=True)
-        far = parse_shortmsg(self.p.uas_a.dir / SHORTMSG, partial_ok=True)
+        caller, far = self.p.long.shortmsg(), self.p.uas_a.shortmsg()
         legs = {leg.call_id: leg.orig for leg in self.p.uas_a.calls()}
         rounds = dialog_rounds(caller, far, legs)
         ids = {c.call_id for c in calls}

@@ -1,6 +1,9 @@
 """Nodes reached over SSH (paramiko): the part of the Docker SDK's Container API the
-harness uses (exec_run, status, reload, kill, start, stop, restart, logs), so a fault,
-a probe or a check runs the same commands on a real machine as in a container.
+harness uses (exec_run, also detached, status, reload, kill, start, stop, restart, logs),
+so a fault, a probe or a check runs the same commands on a real machine as in a
+container. For SIPp on an agent node (harness/sipp.py, SshExecutor): a command whose
+exit status is awaited on its own channel (`spawn`), and files copied both ways by SFTP
+(`put`, `fetch`: only what a growing trace added since the last fetch).
 
 What SSH cannot do is done by the inventory's commands, run on the harness's machine:
 power off (`kill`) and on (`start`), a graceful `shutdown` (`stop`), and the node's log.
@@ -13,10 +16,11 @@ from __future__ import annotations
 
 import shlex
 import socket
+import stat
 import subprocess
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 import docker.errors
@@ -91,10 +95,16 @@ class SshNode:
         return t.sock.getsockname()[0], self.node.ssh.port
 
     # ---- the Container API the harness uses --------------------------------------------
-    def exec_run(self, cmd, workdir: str | None = None, **_ignored) -> ExecResult:
+    @staticmethod
+    def _line(cmd, workdir: str | None) -> str:
         line = cmd if isinstance(cmd, str) else shlex.join(str(a) for a in cmd)
-        if workdir:
-            line = f"cd {shlex.quote(workdir)} && {line}"
+        return f"cd {shlex.quote(workdir)} && {line}" if workdir else line
+
+    def exec_run(self, cmd, workdir: str | None = None, detach: bool = False,
+                 **_ignored) -> ExecResult:
+        line = self._line(cmd, workdir)
+        if detach:          # as `docker exec -d`: started, not waited for (a capture)
+            line = f"setsid sh -c {shlex.quote(line)} </dev/null >/dev/null 2>&1 &"
         for attempt in (1, 2):     # a connection that broke since its last use: once more
             client = self._connect()
             try:
@@ -117,6 +127,74 @@ class SshNode:
                 if attempt == 2:
                     raise self._error(f"exec {line[:80]!r}", exc) from exc
         raise AssertionError("unreachable")
+
+    def spawn(self, cmd, workdir: str | None = None) -> paramiko.Channel:
+        """Start `cmd` on a channel of its own and return at once; the channel's exit
+        status is the command's (`exit_status_ready`, `recv_exit_status`)."""
+        line = self._line(cmd, workdir)
+        try:
+            chan = self._connect().get_transport().open_session(timeout=CONNECT_TIMEOUT)
+            chan.exec_command(line)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise self._error(f"spawn {line[:80]!r}", exc) from exc
+        self.commands += 1
+        return chan
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        try:
+            return self._connect().open_sftp()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise self._error("sftp", exc) from exc
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy the file `local` to `remote` (its directory made first)."""
+        res = self.exec_run(["mkdir", "-p", str(PurePosixPath(remote).parent)])
+        if res.exit_code != 0:
+            raise self._error(f"mkdir for {remote}", res.output.decode(errors="replace"))
+        sftp = self._sftp()
+        try:
+            sftp.put(str(local), remote)
+        finally:
+            sftp.close()
+
+    def fetch(self, remote: str, local: Path) -> None:
+        """Mirror the file or directory `remote` into `local`: a file only by what it grew
+        since the last fetch (SIPp's traces are appended to while it runs), anew when it
+        shrank (written again); a missing one is no error (not written yet)."""
+        sftp = self._sftp()
+        try:
+            try:
+                st = sftp.stat(remote)
+            except FileNotFoundError:
+                return
+            if stat.S_ISDIR(st.st_mode):
+                local.mkdir(parents=True, exist_ok=True)
+                for e in sftp.listdir_attr(remote):
+                    if stat.S_ISREG(e.st_mode):
+                        self._fetch_file(sftp, f"{remote}/{e.filename}", e.st_size,
+                                         local / e.filename)
+            else:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self._fetch_file(sftp, remote, st.st_size, local)
+        except OSError as exc:
+            raise self._error(f"fetch {remote}", exc) from exc
+        finally:
+            sftp.close()
+
+    @staticmethod
+    def _fetch_file(sftp, remote: str, size: int, local: Path) -> None:
+        have = local.stat().st_size if local.exists() else 0
+        if size == have:
+            return
+        if size < have:
+            have = 0
+        with sftp.open(remote, "rb") as src, open(local, "r+b" if have else "wb") as dst:
+            src.seek(have)
+            dst.seek(have)
+            dst.write(src.read(size - have))
+            dst.truncate()
 
     def reload(self) -> None:
         """running when the node's SSH port accepts a connection, else exited."""

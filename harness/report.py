@@ -151,10 +151,13 @@ def write(run_dir: Path, planned: list[dict] | None = None, outcomes: dict | Non
     for row in rows:
         by[row["status"]] = by.get(row["status"], 0) + 1
     tally = ", ".join(f"{n} {s}" for s, n in sorted(by.items()))
-    page = f"""<!doctype html><meta charset=utf-8><title>HA testbed run {run_dir.name}</title>
+    variants = ", ".join(sorted({(row["result"] or {}).get("variant") or "default"
+                                 for row in rows if row["result"]})) or "not recorded"
+    page = f"""<!doctype html><meta charset=utf-8><title>HA testbed run {run_dir.name} ({html.escape(variants)})</title>
 <style>body{{font:14px sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}} td div{{font-size:12px}}</style>
 <h1>HA testbed run {html.escape(run_dir.name)}</h1>
+<p>Deployment variant: <b>{html.escape(variants)}</b>{VARIANT_NOTES.get(variants, "")}</p>
 <p><b>{by.get('ok', 0)} of {len(rows)} operations as the seed documents</b> ({tally}).
 An operation is ok only when every sub-check is ok or not applicable.
 Switchover = fault to the first call set up after it and answered by the new active gateway.</p>
@@ -172,6 +175,11 @@ Switchover = fault to the first call set up after it and answered by the new act
 
 
 RUN_META = "run.json"
+VARIANT_NOTES = {
+    "default": " (each Toolpack host runs one of the two database servers)",
+    "external-db": " (the database servers on two hosts of their own: db-a main, db-b backup; "
+                   "the MySQL operations target them)",
+}
 
 
 def allure_attach(scn_dir: Path) -> None:

@@ -27,8 +27,8 @@ from .arp import GarpCapture, missing_announcements
 from .faults._units import settle
 from .probes import oam_auth_check, restarted_check
 from .media import MARGIN_S, MediaCapture, gap_bound_ms, judge as judge_media, kept_across, units_media_ips
-from .sipp import SCENARIO_DIR, UAC_XML, CallRecord, DockerExecutor, SippLoad, SippUas
-from .testbed import Testbed, TestbedError, log
+from .sipp import SCENARIO_DIR, UAC_XML, CallRecord, SippLoad, SippUas
+from .testbed import HOSTS, Testbed, TestbedError, log
 from .util import wait_for
 
 RECV_TIMEOUT_S = 8.0
@@ -106,7 +106,7 @@ class Loads:
 
     def __init__(self, tb: Testbed, name: str, ports, rate: float, hold_s: float,
                  duration_s: float, media_rate: float | None = None):
-        ex = DockerExecutor(tb.container("sipp-uac"), tb.dir / "sipp", "/work")
+        ex = tb.sipp_executor("sipp-uac")
         media = rate if media_rate is None else media_rate
         shares = [("media", media, UAC_XML), ("signalling", rate - media, UAC_SIGNALLING_XML)]
         self.agents: list[tuple[str, str, SippLoad]] = []
@@ -221,13 +221,13 @@ def run_operation(tb: Testbed, faults: FaultSet, op, out: Path) -> vd.OperationV
 def _run(tb, faults, op, out, history, verdict, result, watcher):
     phases = Phases(result)
     master, slave = tb.master(), tb.slave()
-    result.update(master=master, slave=slave)
+    result.update(master=master, slave=slave, variant=tb.variant or "default")
     history.event("note", text=f"operation {op.id}: {op.seed}", master=master, slave=slave)
     prepare_fault(tb, op.fault, master, slave)   # e.g. the database main back on the master
+    db_before = db_servers(tb) if _db_apart(tb, op) else None
     unit = op.unit.target if op.unit else None
     before = unit_ops.before_fault(tb, unit) if unit else None
-    sipp_dir = tb.dir / "sipp"
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), sipp_dir, "/work"),
+    uas = SippUas(tb.sipp_executor("sipp-uas"),
                   tb.ip("sipp-uas", "voip"), name=f"{op.id}-uas")
     warmup_s = op.load.warmup_established / op.load.rate
     load = Loads(tb, f"{op.id}-uac", LOAD_PORTS["main"], op.load.rate, op.load.hold_s,
@@ -319,6 +319,8 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
         # backup ("Toolpack will automatically switch to using the backup DB")
         verdict.add(_post_checks(config_checks, "configuration checks with the database server down"))
     verdict.add(oam_auth_check(tb, slave if op.switchover else master))
+    if db_before is not None:
+        verdict.add(db_untouched_check(db_before, db_servers(tb)))
     phases.mark("judged (calls, media, OAM)")
     # the heal, under load: calls through it are judged like the rest
     heal_check, heal_calls = _heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas")
@@ -350,8 +352,47 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
 
 
 GRACEFUL = ("kill_process", "deadlock", "service_quit", "host_shutdown")   # the old master hands over
-DB_MAY_GO = (   # the main or the backup database may be lost
-    "mysql_kill", "mysql_shutdown", "host_power_off", "host_shutdown", "network_cut")
+DB_KINDS = ("mysql_kill", "mysql_shutdown")     # a database server lost
+# ... and a Toolpack host lost, which takes its own server with it unless the servers are
+# on hosts of their own (the external-db variant)
+HOST_KINDS = ("host_power_off", "host_shutdown", "network_cut")
+
+
+def _db_apart(tb, op) -> bool:
+    """A Toolpack host's loss where the database servers are on hosts of their own."""
+    return op.fault["kind"] in HOST_KINDS and not set(tb.db_hosts) & set(HOSTS)
+
+
+def db_servers(tb) -> dict:
+    """Each database host's mariadbd pid and role (its init's `ctl mysql status`, through
+    `docker exec`: a cut of a Toolpack host does not hide it)."""
+    from .faults import ctl
+    out = {}
+    for h in tb.db_hosts:
+        try:
+            data = ctl(tb, h, "mysql", "status")["data"]
+            out[h] = {"pid": data.get("pid"), "role": (data.get("agent") or {}).get("role")}
+        except TestbedError as exc:
+            out[h] = {"error": str(exc)}
+    return out
+
+
+def db_untouched_check(before: dict, after: dict) -> vd.SubCheck:
+    """The seed's two external database hosts: a Toolpack host's loss takes no database
+    with it. Proven by the servers' processes: the same mariadbd, in the same role, on
+    each database host before the fault and after the load (not by the OAM's view)."""
+    name = "database servers untouched"
+    changed = [f"{h}: {before.get(h)} -> {after.get(h)}" for h in sorted(set(before) | set(after))
+               if before.get(h) != after.get(h) or "error" in (after.get(h) or {})]
+    if changed:
+        return vd.failed(name, "; ".join(changed), before=before, after=after)
+    return vd.ok(name, "; ".join(f"{h}: mariadbd {v['pid']} {v['role']} throughout"
+                                 for h, v in sorted(after.items())), before=before, after=after)
+
+
+def db_may_go(tb, kind: str) -> bool:
+    """The main or the backup database may be lost in this operation."""
+    return kind in DB_KINDS or (kind in HOST_KINDS and set(tb.db_hosts) <= set(HOSTS))
 
 
 def _logs_check(tb, op, since: float) -> vd.SubCheck:
@@ -361,7 +402,7 @@ def _logs_check(tb, op, since: float) -> vd.SubCheck:
     expect = list(logscan.expected(kind, app=op.fault.get("app", "")))
     if op.switchover:
         expect += logscan.switchover_events(kind in GRACEFUL)
-    allow = logscan.MAIN_DB_LOST + logscan.BACKUP_DB_LOST if kind in DB_MAY_GO else ()
+    allow = logscan.MAIN_DB_LOST + logscan.BACKUP_DB_LOST if db_may_go(tb, kind) else ()
     return logscan.scan(tb, since, expect=expect, allow=allow)
 
 
@@ -438,7 +479,7 @@ def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubChec
     length is that condition, not a fixed time (a kill has nothing to heal; a powered-off
     host boots and clones its database first)."""
     # the far end of the routes (sipp-uas:5060): the main load's far end has stopped
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
+    uas = SippUas(tb.sipp_executor("sipp-uas"),
                   tb.ip("sipp-uas", "voip"), name=uas_name)
     load = Loads(tb, f"{op.id}-heal", LOAD_PORTS["heal"], op.load.rate,
                  min(op.load.hold_s, HEAL_HOLD_S), HEAL_MAX_S, media_rate=op.load.media_rate)

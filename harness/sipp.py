@@ -390,6 +390,13 @@ class Executor:
         """Start argv in exec_dir/cwd; stdout+stderr to sipp.out, pid to sipp.pid."""
         raise NotImplementedError
 
+    def put(self, rel: str) -> None:
+        """Make host_dir/rel (a file or a directory's files) seen by sipp at exec_dir/rel:
+        nothing to do where the two are one directory (local, or bind-mounted)."""
+
+    def fetch(self, rel: str) -> None:
+        """Make exec_dir/rel (what sipp or a capture wrote) readable at host_dir/rel."""
+
 
 def _bound(port: int, net_udp: str, fd_links: str) -> bool:
     """Join /proc/net/udp{,6} rows to the socket inodes among a process's fds."""
@@ -449,17 +456,16 @@ class LocalExecutor(Executor):
 _WRAP = 'echo $$ > ' + PIDFILE + '; exec "$@" > ' + OUT + ' 2>&1'
 
 
-class _DockerProc(Proc):
-    def __init__(self, ex: "DockerExecutor", exec_id: str, cwd: str):
-        self.ex, self.exec_id, self.cwd = ex, exec_id, cwd
+class _ExecProc(Proc):
+    """A sipp in a node the harness runs commands in (`exec_run`): a container, or a
+    machine over SSH; signals and control commands are commands there."""
+
+    def __init__(self, node, cwd: str):
+        self.node, self.cwd = node, cwd
 
     def _run(self, *cmd: str) -> tuple[int, str]:
-        code, out = self.ex.container.exec_run(list(cmd), workdir=self.cwd)
+        code, out = self.node.exec_run(list(cmd), workdir=self.cwd)
         return code, out.decode(errors="replace")
-
-    def poll(self):
-        info = self.ex.client.api.exec_inspect(self.exec_id)
-        return None if info["Running"] or info["ExitCode"] is None else info["ExitCode"]
 
     def signal(self, sig):
         if self.poll() is None:
@@ -477,6 +483,65 @@ class _DockerProc(Proc):
             return False
         links, net = out.split("==", 1)
         return _bound(port, net, links)
+
+
+class _DockerProc(_ExecProc):
+    def __init__(self, ex: "DockerExecutor", exec_id: str, cwd: str):
+        super().__init__(ex.container, cwd)
+        self.ex, self.exec_id = ex, exec_id
+
+    def poll(self):
+        info = self.ex.client.api.exec_inspect(self.exec_id)
+        return None if info["Running"] or info["ExitCode"] is None else info["ExitCode"]
+
+
+class _SshProc(_ExecProc):
+    def __init__(self, node, chan, cwd: str):
+        super().__init__(node, cwd)
+        self.chan = chan
+
+    def poll(self):
+        # the channel's exit status is sh's, which exec made sipp's
+        return self.chan.recv_exit_status() if self.chan.exit_status_ready() else None
+
+
+class SshExecutor(Executor):
+    """Run sipp on an agent machine reached over SSH (harness/remote.py's SshNode): the
+    scenario is copied there by SFTP, and the traces and captures back as they grow.
+    `remote_dir` is a directory of the machine's own, never shared with the harness."""
+
+    def __init__(self, node, host_dir: Path | str, remote_dir: str):
+        self.node = node
+        self.host_dir = Path(host_dir).resolve()
+        self.exec_dir = PurePosixPath(remote_dir)
+
+    def start(self, argv, cwd):
+        wd = str(self.exec_dir / cwd)
+        chan = self.node.spawn(["sh", "-c", _WRAP, "sh", *argv], workdir=wd)
+        return _SshProc(self.node, chan, wd)
+
+    def put(self, rel):
+        """A directory replaces the machine's (an agent's directory: an earlier run's
+        traces there must not be read back as this run's)."""
+        local = self.host_dir / rel
+        if local.is_dir():
+            res = self.node.exec_run(["rm", "-rf", str(self.exec_dir / rel)])
+            if res.exit_code != 0:
+                raise SippError(f"{self.node.name}: clearing {self.exec_dir / rel}: {res.output!r}")
+        for f in (sorted(p for p in local.iterdir() if p.is_file()) if local.is_dir() else [local]):
+            self.node.put(f, str(self.exec_dir / f.relative_to(self.host_dir)))
+
+    def fetch(self, rel):
+        self.node.fetch(str(self.exec_dir / rel), self.host_dir / rel)
+
+
+def agent_executor(node, host_dir: Path | str, container_dir: str = "/work") -> Executor:
+    """Where SIPp runs on an agent node: in its container, whose `container_dir` is
+    `host_dir` bind-mounted, or on the machine itself when the inventory reaches it over
+    SSH (in its inventory `ssh.work_dir`)."""
+    if hasattr(node, "spawn"):
+        return SshExecutor(node, host_dir, str(node.node.ssh.work_dir))
+    return DockerExecutor(node, host_dir, container_dir)
 
 
 class DockerExecutor(Executor):
@@ -548,15 +613,18 @@ class _Agent:
         for f in _OUR_FILES:  # a stale errors.log would be read as this run's
             (self.dir / f).unlink(missing_ok=True)
         shutil.copyfile(self.scenario, self.dir / SCENARIO)
+        self.executor.put(self.name)
         self.proc = self.executor.start(self._argv(), self.name)
         deadline = time.monotonic() + ready_timeout
         if not _poll_until(lambda: self.proc.poll() is not None
                            or self.proc.udp_bound(self.port), deadline):
             self.stop(grace_s=0)
+            self.executor.fetch(self.name)
             raise SippError(f"{self.name}: sipp did not bind UDP {self.port} "
                             f"within {ready_timeout}s{_tail(self.dir / OUT)}")
         if self.proc.poll() is not None:
             self.returncode = self.proc.poll()
+            self.executor.fetch(self.name)
             # a short run (a call refused at once) can end before its port was seen
             # bound: exit 0/1 with its trace written means it ran its calls
             if self.returncode in (0, 1) and (self.dir / SHORTMSG).exists():
@@ -592,7 +660,15 @@ class _Agent:
         """Per-call records from this agent's traces (readable while running)."""
         if self.proc is None:
             raise RuntimeError(f"{self.name}: not started")
-        return read_agent_dir(self.dir, self.side, partial_ok=self.running)
+        running = self.running         # before the fetch: a trace read after its end is whole
+        self.executor.fetch(self.name)
+        return read_agent_dir(self.dir, self.side, partial_ok=running)
+
+    def shortmsg(self) -> list[TraceLine]:
+        """This agent's message trace as it stands (readable while running; a last line
+        cut off is left out)."""
+        self.executor.fetch(self.name)
+        return parse_shortmsg(self.dir / SHORTMSG, partial_ok=True)
 
     def __enter__(self):
         return self.start() if self.proc is None else self
@@ -702,6 +778,7 @@ class SippLoad(_Agent):
     def created(self) -> int | None:
         """The calls SIPp says it created (OutgoingCall(C) of its last statistics line,
         which it writes again as it exits); None before the first line."""
+        self.executor.fetch(f"{self.name}/{STAT}")
         try:
             head, *rows = (self.dir / STAT).read_text().strip().splitlines()
         except (FileNotFoundError, ValueError):

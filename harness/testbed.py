@@ -26,6 +26,11 @@ COMPOSE_FILE = ROOT / "compose" / "testbed.yml"
 HOSTS = ("host-a", "host-b")
 BOARDS = ("tmedia-1", "tmedia-2", "tmedia-3")     # the boards (containers)
 UNITS = ("tmedia-1", "tmedia-2")                  # the units' VoIP interfaces (tmedia-3: spare)
+AGENTS = ("sipp-uac", "sipp-uas")                 # the SIPp agents (callers, far end)
+DB_HOSTS = ("db-a", "db-b")                       # the external-db variant's database hosts
+# VARIANT (TB_VARIANT): compose overlays laid over testbed.yml. external-db: the seed's
+# two external database hosts (db-a main, db-b backup); the Toolpack hosts run no MariaDB.
+VARIANTS = {"": (), "external-db": ("external-db.yml",)}
 
 
 def image_tag() -> str:
@@ -34,7 +39,7 @@ def image_tag() -> str:
     return os.environ.get("TB_TAG", "latest")
 
 
-OCTET = {"host-a": 11, "host-b": 12, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
+OCTET = {"host-a": 11, "host-b": 12, "db-a": 13, "db-b": 14, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
          "sipp-uac": 31, "sipp-uas": 32, "sipp-uas-2": 33}   # -2: the far end's second address
 # the OAM's database view must be this fresh to count (its cache refreshes when asked,
 # in about a connect timeout); health() asks again for up to DB_VIEW_DEADLINE_S
@@ -57,6 +62,29 @@ def project_name() -> str:
 
 def state_dir(project: str) -> Path:
     return ROOT / ".testbed" / project
+
+
+def variant_name() -> str:
+    v = os.environ.get("TB_VARIANT", "")
+    if v not in VARIANTS:
+        raise TestbedError(f"unknown VARIANT {v!r} (known: "
+                           f"{', '.join(repr(k) if k else '(none)' for k in VARIANTS)})")
+    return v
+
+
+def check_db_address(name: str, value: str) -> str:
+    """The database servers are named by explicit addresses (the seed: with two servers
+    'localhost' or '' is no longer permitted); the hosts refuse anything else at start,
+    the bring-up before anything starts."""
+    v = (value or "").strip()
+    try:
+        ip = ipaddress.IPv4Address(v)
+    except ValueError:
+        raise TestbedError(f"{name} must be an explicit IPv4 address of the database server, "
+                           f"not {value!r} ('localhost' or '' is not permitted)") from None
+    if ip.is_loopback or ip.is_unspecified:
+        raise TestbedError(f"{name} must be the database server's own address, not {v}")
+    return v
 
 
 def log(msg: str) -> None:
@@ -97,6 +125,8 @@ class Testbed:
         self.env_file = self.dir / "testbed.env"
         self.docker = docker.from_env()
         self.env = self._read_env()
+        # a running testbed's variant is the one it was brought up with
+        self.variant = self.env.get("TB_VARIANT", "") if self.env else variant_name()
         # TB_INVENTORY: its `ssh` nodes are reached over SSH (harness/remote.py), the
         # rest through Docker
         self.inventory, self._remote = None, {}
@@ -120,8 +150,16 @@ class Testbed:
         """Credentials are generated per bring-up: there is no default password or token."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "sipp").mkdir(exist_ok=True)
+        net = free_net_prefix(self.docker)
+        main, backup = self.db_hosts
         env = {
-            "TB_NET": free_net_prefix(self.docker),
+            "TB_NET": net,
+            "TB_VARIANT": self.variant,
+            # TB_DB_MAIN / TB_DB_BACKUP in the environment replace them (checked here)
+            "TB_DB_MAIN": check_db_address("TB_DB_MAIN", os.environ.get(
+                "TB_DB_MAIN", f"{net}.{NET_INDEX['ctrl-a']}.{OCTET[main]}")),
+            "TB_DB_BACKUP": check_db_address("TB_DB_BACKUP", os.environ.get(
+                "TB_DB_BACKUP", f"{net}.{NET_INDEX['ctrl-a']}.{OCTET[backup]}")),
             "TB_DB_PASSWORD": secrets.token_urlsafe(18),
             "TB_REPL_PASSWORD": secrets.token_urlsafe(18),
             "TB_OAM_TOKEN": secrets.token_urlsafe(24),
@@ -133,14 +171,27 @@ class Testbed:
         self.env = env
         # the nodes' SSH keys, new with every bring-up (an inventory may reach hosts over SSH)
         from .remote import make_keys
-        make_keys(self.dir / "ssh", [self.ip(h, n) for h in HOSTS for n in ("ctrl-a", "ctrl-b")])
+        make_keys(self.dir / "ssh", [self.ip(n, net) for n in self.server_hosts + BOARDS
+                                     for net in ("ctrl-a", "ctrl-b")]
+                  + [self.ip(a, "voip") for a in AGENTS])
+
+    @property
+    def db_hosts(self) -> tuple[str, str]:
+        """The hosts of the main and the backup database server by preference."""
+        return DB_HOSTS if self.variant == "external-db" else HOSTS
+
+    @property
+    def server_hosts(self) -> tuple[str, ...]:
+        """The Toolpack hosts, then the database hosts of their own (if any)."""
+        return HOSTS + tuple(h for h in self.db_hosts if h not in HOSTS)
 
     def ip(self, node: str, net: str = "ctrl-a") -> str:
         return f"{self.env['TB_NET']}.{NET_INDEX[net]}.{OCTET[node]}"
 
     def compose(self, *args: str, check: bool = True, capture: bool = False):
+        overlays = [a for f in VARIANTS[self.variant] for a in ("-f", str(COMPOSE_FILE.parent / f))]
         cmd = compose.command() + ["--env-file", str(self.env_file), "-p", self.project,
-                                   "-f", str(COMPOSE_FILE), *args]
+                                   "-f", str(COMPOSE_FILE), *overlays, *args]
         return subprocess.run(cmd, check=check, text=True,
                               capture_output=capture, cwd=ROOT)
 
@@ -165,6 +216,12 @@ class Testbed:
         if not found:
             raise TestbedError(f"no container for {service} in project {self.project}")
         return found[0]
+
+    def sipp_executor(self, node: str):
+        """Where SIPp runs on the agent `node`: its container (the state directory's sipp/
+        bind-mounted at /work) or the machine over SSH (harness/sipp.py agent_executor)."""
+        from .sipp import agent_executor
+        return agent_executor(self.container(node), self.dir / "sipp")
 
     def docker_containers(self):
         """The project's containers, whatever the inventory says (what bring-up made)."""
@@ -341,7 +398,13 @@ class Testbed:
         self.ensure_images()
         started = False
         if self.running():
-            log(f"project {self.project} already running: attaching")
+            log(f"project {self.project} already running: attaching"
+                + (f" (variant {self.variant})" if self.variant else ""))
+            wanted = variant_name()
+            if os.environ.get("TB_VARIANT") is not None and wanted != self.variant:
+                raise TestbedError(f"project {self.project} runs variant {self.variant or '(none)'}, "
+                                   f"not {wanted or '(none)'}: `make testbed-down` first, or "
+                                   f"another PROJECT=")
             stale = self.stale_containers()
             if stale:
                 log(f"WARNING: {', '.join(stale)} run older images than the ones just built: "
@@ -349,8 +412,10 @@ class Testbed:
         else:
             if self.containers():   # leftovers of an interrupted run: start clean
                 self.compose("down", "-v", "--remove-orphans", check=False)
+            self.variant = variant_name()
             self._write_env()
-            log(f"starting project {self.project} on {self.env['TB_NET']}.0.0/16")
+            log(f"starting project {self.project} on {self.env['TB_NET']}.0.0/16"
+                + (f", variant {self.variant}" if self.variant else ""))
             started = True
         t0 = time.monotonic()
         try:
@@ -413,6 +478,8 @@ class Testbed:
                     units = st.data["units"]
         if db:
             m, b = db["main"], db["backup"]
+            for h in self.server_hosts[len(HOSTS):]:
+                rows.append((h, self._state(h), "database host", "", self.ip(h)))
             rows.append(("db main", "up" if m.get("reachable") else "down", "main", "",
                          f"{m['ip']} semi-sync {m.get('semi_sync', {}).get('Rpl_semi_sync_master_status')} "
                          f"clients {m.get('semi_sync_clients')} gtid {m.get('gtid')}"))

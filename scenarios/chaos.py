@@ -48,7 +48,7 @@ from harness.faults import prepare as prepare_fault
 from harness.history import History
 from harness.oam import Oam, OamError
 from harness.scenario import LOAD_PORTS, RECV_TIMEOUT_S, Loads, established_now
-from harness.sipp import DockerExecutor, SippUas
+from harness.sipp import SippUas
 from harness.testbed import HOSTS, ROOT, Testbed, TestbedError, log
 from harness.util import wait_for
 from scenarios.matrix import load as load_matrix
@@ -415,7 +415,7 @@ def run(tb: Testbed, cfg: Config, seed: int, out: Path, *, duration_s: float | N
         + f", load {cfg.rate:g}/s, writer tag {tag}")
     tb.wait_healthy(cfg.heal_deadline_s)
     budget = (duration_s if duration_s else n * NOMINAL_STEP_S * 2) + 600
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
+    uas = SippUas(tb.sipp_executor("sipp-uas"),
                   tb.ip("sipp-uas", "voip"), name=f"chaos{seed}-uas")
     load = Loads(tb, f"chaos{seed}-uac", LOAD_PORTS["main"], cfg.rate, cfg.hold_s, budget,
                  media_rate=cfg.media_rate)

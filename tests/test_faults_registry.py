@@ -55,6 +55,7 @@ class FakeContainer:
 
 class FakeTb:
     env = {"TB_NET": "10.9"}
+    db_hosts = ("host-a", "host-b")      # the hosts run the servers (the external-db variant: db-a, db-b)
 
     def __init__(self, clock, services=None, db_main="host-a"):
         self.clock = clock
@@ -286,6 +287,46 @@ def test_prepare_puts_the_database_main_back_on_the_masters_host(tb, monkeypatch
     done.clear()
     faults.prepare(tb, {"kind": "mysql_kill", "target": "slave"}, "host-a", "host-b")
     assert done == []      # already there: nothing moved
+
+
+def test_with_external_database_hosts_mysql_targets_the_main_and_the_backup_host(tb):
+    tb.db_hosts = ("db-a", "db-b")
+    tb.status["database"]["main"]["ip"] = tb.ip("db-a")
+    f = from_spec(tb, {"kind": "mysql_kill", "target": "master"}, "host-b", "host-a")
+    assert (f.target, f.server) == ("db-a", "main") and f.name == "kill MySQL on db-a (main)"
+    f = from_spec(tb, {"kind": "mysql_shutdown", "target": "slave"}, "host-a", "host-b")
+    assert (f.target, f.server) == ("db-b", "backup")
+
+
+def test_with_external_database_hosts_prepare_puts_the_main_back_on_db_a(tb, monkeypatch):
+    tb.db_hosts = ("db-a", "db-b")
+    tb.status["database"]["main"]["ip"] = tb.ip("db-b")           # an earlier failover
+    done, role = [], {"db-a": "replica"}
+
+    def ctl(tb_, host, what, action):
+        if action == "status":
+            return {"data": {"agent": {"role": role[host]}}}
+        done.append((host, action))
+        if action == "shutdown":
+            role["db-a"] = "main"
+            tb.status["database"]["main"]["ip"] = tb.ip("db-a")
+        return {"message": "ok", "data": {}}
+    monkeypatch.setattr(_host_ctl, "ctl", ctl)
+    monkeypatch.setattr(_host_ctl, "mysql_rejoined", lambda tb_, host: True)
+    faults.prepare(tb, {"kind": "mysql_kill", "target": "master"}, "host-b", "host-a")
+    assert done == [("db-b", "shutdown"), ("db-b", "start")]      # never a Toolpack host
+
+
+def test_the_mysql_sweep_starts_the_servers_where_they_run(tb, monkeypatch):
+    started = []
+    monkeypatch.setattr(_host_ctl, "ctl", lambda tb_, h, what, action: started.append((h, what)) or
+                        {"message": "mysql is already running"})
+    _host_ctl.sweep_host_ctl(tb, "mysql")
+    tb.db_hosts = ("db-a", "db-b")
+    _host_ctl.sweep_host_ctl(tb, "mysql")
+    _host_ctl.sweep_host_ctl(tb, "service")
+    assert sorted(started) == [("db-a", "mysql"), ("db-b", "mysql"), ("host-a", "mysql"),
+                               ("host-a", "service"), ("host-b", "mysql"), ("host-b", "service")]
 
 
 def test_ctl_kinds_take_the_time_init_reports(tb, monkeypatch):

@@ -72,8 +72,15 @@ def test_the_mains_lost_backup_is_allowed_only_for_operations_that_take_a_databa
                       "before waiting for slave reply")
     assert logscan.find_errors(line)                                  # an error by itself
     assert not logscan.find_errors(line, allow=logscan.BACKUP_DB_LOST)
-    from harness.scenario import DB_MAY_GO
-    assert "network_cut" in DB_MAY_GO and "kill_process" not in DB_MAY_GO
+    from types import SimpleNamespace
+    from harness.scenario import db_may_go
+    own = SimpleNamespace(db_hosts=("host-a", "host-b"))       # the hosts run the servers
+    external = SimpleNamespace(db_hosts=("db-a", "db-b"))      # the external-db variant
+    assert db_may_go(own, "network_cut") and not db_may_go(own, "kill_process")
+    assert db_may_go(external, "mysql_kill") and db_may_go(external, "mysql_shutdown")
+    # a Toolpack host's loss takes no database with it there: its errors are not allowed
+    for kind in ("host_power_off", "host_shutdown", "network_cut"):
+        assert not db_may_go(external, kind)
 
 
 def test_a_missing_expected_event_fails_and_says_which():

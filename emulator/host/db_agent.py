@@ -18,7 +18,9 @@ The rule (`decide`, pure and unit-tested):
   becomes the main when its main's server refuses connections (the peer host is up and
   its MySQL is down), or is unreachable while the peer *host* is lost: this host is the
   active Toolpack host and its sys_manager hears the peer on no control path (the HA
-  rule of election.py: the peer is dead or cut off, not merely one path). It
+  rule of election.py: the peer is dead or cut off, not merely one path); on a
+  database host of its own (two external hosts, db_host.py) when the peer host answers
+  on none of its control addresses and a Toolpack host answers (db_host_peer_lost). It
   first applies every event it received (semi-sync AFTER_SYNC: every acknowledged commit
   is among them), then bumps the epoch and turns semi-sync master on.
 * Both servers reachable and read-only (both starting): the higher key becomes the main
@@ -43,6 +45,7 @@ its replica, writes fail) and replication asynchronous until the cut heals."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -54,11 +57,12 @@ from . import state
 from .db import HA_DB, key
 from .mysql_server import SOCKET, MysqlServer, root_conn
 from .schema import create_and_seed
-from .settings import Settings
+from .settings import OAM_PORT, Settings
 
 APP = "db_agent"
 PERIOD = 0.1            # the agent's tick (a period, not a wait for a condition)
 PROBE_TIMEOUT = 0.5     # connect/read timeout when asking the peer server (same L2 segment)
+HOST_PROBE_TIMEOUT = 0.3  # a TCP connect to a host on the same segment: answered at once
 DRAIN_TIMEOUT = 30      # s to apply the received relay log before a promotion
 CLONE_TIMEOUT = 120
 ERROR_BACKOFF = 1.0
@@ -185,6 +189,30 @@ def _close(conn) -> None:
             pass
 
 
+def reachable(ip: str, port: int, timeout: float = HOST_PROBE_TIMEOUT) -> bool:
+    """The host at `ip` answers: a TCP connect succeeds, or is refused (nothing listens,
+    but the host is up and on the path). A timeout or no route: it does not."""
+    try:
+        socket.create_connection((ip, port), timeout=timeout).close()
+        return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def db_host_peer_lost(peer_ips, witness_ips, probe=reachable) -> bool:
+    """A database host's view of its peer (it has no sys_manager to ask): the peer host
+    is lost when it answers on none of its control addresses while a Toolpack host
+    (a witness) answers this one, so that it is not this host that is cut off. An
+    isolated backup therefore never promotes itself; a cut of the link between the two
+    database hosts alone still would (both then writable until it heals, the lower
+    claim demoted and re-cloned: the known limit of the module docstring)."""
+    if any(probe(ip, 3306) for ip in peer_ips):
+        return False
+    return any(probe(ip, OAM_PORT) for ip in witness_ips)
+
+
 def peer_host_lost() -> bool:
     """This host is active and its sys_manager (fresh view) hears the peer on no path."""
     sysmgr = state.read("sysmgr")
@@ -194,9 +222,11 @@ def peer_host_lost() -> bool:
 
 
 class DbAgent(threading.Thread):
-    def __init__(self, s: Settings, server: MysqlServer, connect=pymysql.connect):
+    def __init__(self, s: Settings, server: MysqlServer, connect=pymysql.connect,
+                 host_lost=peer_host_lost):
         super().__init__(daemon=True, name="db-agent")
         self.s, self.server, self.connect = s, server, connect
+        self.host_lost = host_lost      # is the peer *host* lost (asked when it is unreachable)
         self.preferred = s.db_role == "main"
         self.me = s.db_main if self.preferred else s.db_backup
         self.peer_ip = s.db_backup if self.preferred else s.db_main
@@ -244,7 +274,7 @@ class DbAgent(threading.Thread):
             peer = self.probe_peer()
             self.last = {"local": local.__dict__, "peer": peer.__dict__}
             action, why = decide(local, peer, self.me, self.peer_ip, self.preferred,
-                                 peer_host_lost())
+                                 peer.state == P_UNREACHABLE and self.host_lost())
             if action == BECOME_MAIN:
                 self.become_main(conn, local, peer, why)
             elif action == DEMOTE:

@@ -74,27 +74,60 @@ def mysql_status(server: MysqlServer, agent: DbAgent) -> tuple[str, dict]:
     return f"mysql running (pid {data['pid']}), {agent.role}: {agent.why}", data
 
 
-def handlers(server: MysqlServer, agent: DbAgent, service: ToolpackService) -> dict:
+def mysql_handlers(server: MysqlServer | None, agent: DbAgent | None, s: Settings) -> dict:
+    """`ctl mysql ...`; on a host with no database server (two external database hosts)
+    every request says where the servers are instead."""
+    if server is None:
+        def none():
+            raise CtlError(f"{s.host} runs no MySQL server: the configuration database is on "
+                           f"{s.db_main} (main) and {s.db_backup} (backup)")
+        return {("mysql", a): none for a in ("start", "shutdown", "kill", "status")}
+    return {
+        ("mysql", "start"): lambda: (server.start(), server.status()),
+        ("mysql", "shutdown"): lambda: (server.shutdown(), server.status()),
+        ("mysql", "kill"): lambda: (server.kill(), server.status()),
+        ("mysql", "status"): lambda: mysql_status(server, agent),
+    }
+
+
+def handlers(server: MysqlServer | None, agent: DbAgent | None, service: ToolpackService,
+             s: Settings) -> dict:
     def service_status():
         st = service.status()
         return ((f"the Toolpack service is running (pid {st['pid']})" if st["running"]
                  else "the Toolpack service is stopped"), st)
 
     return {
-        ("mysql", "start"): lambda: (server.start(), server.status()),
-        ("mysql", "shutdown"): lambda: (server.shutdown(), server.status()),
-        ("mysql", "kill"): lambda: (server.kill(), server.status()),
-        ("mysql", "status"): lambda: mysql_status(server, agent),
+        **mysql_handlers(server, agent, s),
         ("service", "start"): lambda: (service.start(), service.status()),
         ("service", "quit"): lambda: (service.quit(), service.status()),
         ("service", "status"): service_status,
     }
 
 
+def start_mysql(server: MysqlServer, agent: DbAgent) -> None:
+    try:
+        state.log(APP, server.start())
+    except Exception as exc:      # the host stays up with MySQL down, as a real one would
+        state.log(APP, f"mysql did not start: {exc}")
+    agent.start()
+
+
+def stop_mysql(server: MysqlServer | None, agent: DbAgent | None) -> None:
+    if agent is not None:
+        agent.stop.set()
+    if server is not None and server.running():
+        try:
+            server.shutdown()
+        except CtlError:
+            server.kill()
+
+
 def main():
     s = Settings.from_env()
-    server = MysqlServer(s)
-    agent = DbAgent(s, server)
+    # TB_DB_ROLE=none: the database is on two hosts of its own (compose/external-db.yml)
+    server = MysqlServer(s) if s.db_role != "none" else None
+    agent = DbAgent(s, server) if server is not None else None
     service = ToolpackService()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -105,13 +138,13 @@ def main():
 
     if sshd.start() is not None:
         state.log(APP, "sshd started (keys from the bring-up)")
-    try:
-        state.log(APP, server.start())
-    except Exception as exc:      # the host stays up with MySQL down, as a real one would
-        state.log(APP, f"mysql did not start: {exc}")
-    agent.start()
+    if server is not None:
+        start_mysql(server, agent)
+    else:
+        state.log(APP, f"no MySQL server on this host: the database is on {s.db_main} and "
+                       f"{s.db_backup}")
     service.start()      # the applications wait (bounded) for the agent to settle a main
-    control = ctl.serve(handlers(server, agent, service))
+    control = ctl.serve(handlers(server, agent, service, s))
     state.log(APP, f"host control on {ctl.SOCKET_PATH}")
 
     while not stop.wait(0.5):
@@ -123,12 +156,7 @@ def main():
             service.quit(deadline=10)     # within compose's stop_grace_period (20 s)
         except CtlError:
             service.proc.kill()
-    agent.stop.set()
-    if server.running():
-        try:
-            server.shutdown()
-        except CtlError:
-            server.kill()
+    stop_mysql(server, agent)
 
 
 if __name__ == "__main__":

@@ -370,8 +370,14 @@ class Board:
 
 
 def main() -> int:
+    from .. import sshd
     from ..priority import raise_priority
-    raise_priority(lambda m: log_line(os.environ.get("TMEDIA_NAME", "tmedia"), m))
+    name = os.environ.get("TMEDIA_NAME", "tmedia")
+    # keys mounted by the bring-up: reachable over SSH; started before the priority is
+    # raised, which a child would inherit
+    if sshd.start() is not None:
+        log_line(name, "sshd started (keys from the bring-up)")
+    raise_priority(lambda m: log_line(name, m))
     return Board(os.environ).run()
 
 

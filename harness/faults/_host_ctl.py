@@ -4,7 +4,8 @@
     python -m emulator.host.ctl service quit|start|status
 
 (the harness runs a command in the container; it does not import emulator), and which
-host's MariaDB is the main."""
+host's MariaDB is the main: one of the Toolpack hosts, or in the external-db variant one
+of the database hosts of their own (`tb.db_hosts`)."""
 from __future__ import annotations
 
 import json
@@ -49,7 +50,7 @@ def db_main_host(tb: Testbed) -> str:
     """The host whose MariaDB is the main now (there is no automatic failback), from a
     view asked for now: an OAM's cached view may be from before the last failover."""
     ip = tb.db_view()["main"]["ip"]
-    return next(h for h in HOSTS if ip in (tb.ip(h, "ctrl-a"), tb.ip(h, "ctrl-b")))
+    return next(h for h in tb.db_hosts if ip in (tb.ip(h, "ctrl-a"), tb.ip(h, "ctrl-b")))
 
 
 def mysql_rejoined(tb: Testbed, host: str) -> bool:
@@ -92,8 +93,9 @@ def restore_db_main(tb: Testbed, host: str, master: str, deadline_s: float = 120
 
 
 def sweep_host_ctl(tb: Testbed, what: str) -> None:
-    """`ctl <what> start` on every running host: MySQL or the Toolpack service left
-    stopped by a killed run (`start` of a running one changes nothing)."""
+    """`ctl <what> start` on every running host that has it: MySQL (the database hosts)
+    or the Toolpack service (the Toolpack hosts) left stopped by a killed run (`start`
+    of a running one changes nothing)."""
     def start(h):
         try:
             msg = ctl(tb, h, what, "start")["message"]
@@ -102,4 +104,4 @@ def sweep_host_ctl(tb: Testbed, what: str) -> None:
             return
         if "already running" not in msg:
             log(f"sweep: {msg} on {h}")
-    each(HOSTS, start)
+    each(tb.db_hosts if what == "mysql" else HOSTS, start)

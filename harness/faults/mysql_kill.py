@@ -15,6 +15,9 @@ class MysqlKill(HostFault):
     """SIGKILL to mariadbd on `host`. `target: master` is the Toolpack master's own
     database server, `slave` the slave's; prepare() first makes the master's server the
     main (an earlier operation may have moved it), so master = main, slave = backup.
+    With two external database hosts (the external-db variant) the Toolpack hosts have
+    no server: `master` is the main's host (db-a, made the main again by prepare()) and
+    `slave` the backup's (db-b).
     `server` records the role of the server hit at resolution (main or backup). heal()
     starts it again and waits until it has rejoined (as a replica of the current main,
     re-cloned from it) and the testbed is healthy. The fault time is the one init
@@ -32,11 +35,17 @@ class MysqlKill(HostFault):
 
     @classmethod
     def prepare(cls, tb, params, master, slave):
-        restore_db_main(tb, master, master)
+        restore_db_main(tb, cls.db_hosts(tb, master, slave)[0], master)
+
+    @staticmethod
+    def db_hosts(tb, master, slave) -> tuple[str, str]:
+        """(the main's host, the backup's host): the master's and the slave's own servers,
+        or the database hosts of their own, the preferred main first."""
+        return (master, slave) if set(tb.db_hosts) == {master, slave} else tb.db_hosts
 
     @classmethod
     def from_params(cls, tb, params, master, slave):
-        host = host_of(params["target"], master, slave)
+        host = host_of(params["target"], *cls.db_hosts(tb, master, slave))
         return cls(tb, host=host, server="main" if db_main_host(tb) == host else "backup")
 
     # max_switchover_s: the default; no HA timer here: the gateways route from memory

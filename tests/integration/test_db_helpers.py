@@ -11,11 +11,11 @@ import httpx
 import pymysql
 
 from harness.faults import wait_for
-from harness.testbed import HOSTS
 
 
 def host_of_ip(tb, ip: str) -> str:
-    return next(h for h in HOSTS if tb.ip(h) == ip)
+    """The host of a database server (a Toolpack host, or a database host of its own)."""
+    return next(h for h in tb.db_hosts if tb.ip(h) == ip)
 
 
 def db_roles(tb) -> tuple[str, str]:
@@ -59,7 +59,7 @@ def wait_same_rows(tb, deadline_s: float = 30.0) -> dict[str, int]:
     """Both servers hold the same rows (replication converged): equal checksums."""
     def same():
         try:
-            a, b = checksums(tb, HOSTS[0]), checksums(tb, HOSTS[1])
+            a, b = (checksums(tb, h) for h in tb.db_hosts)
         except pymysql.err.MySQLError:
             return False
         return a if a == b and a else False
