@@ -28,6 +28,9 @@ def config(env: dict) -> str:
         "PermitRootLogin prohibit-password",
         "UsePAM no",
         f"PidFile {RUN}/sshd.pid",
+        # SFTP in sshd itself (no sftp-server binary needed): the harness copies an
+        # agent's SIPp scenario there and its traces back
+        "Subsystem sftp internal-sftp",
         "LogLevel INFO",
         *([f"SetEnv {keep}"] if keep else []),
         ""])

@@ -662,6 +662,8 @@ class _Agent:
             raise RuntimeError(f"{self.name}: not started")
         running = self.running         # before the fetch: a trace read after its end is whole
         self.executor.fetch(self.name)
+        if running and not (self.dir / SHORTMSG).exists():
+            return []     # SIPp opens its message trace with the first message it traces
         return read_agent_dir(self.dir, self.side, partial_ok=running)
 
     def shortmsg(self) -> list[TraceLine]:

@@ -74,8 +74,9 @@ def variant_name() -> str:
 
 def check_db_address(name: str, value: str) -> str:
     """The database servers are named by explicit addresses (the seed: with two servers
-    'localhost' or '' is no longer permitted); the hosts refuse anything else at start,
-    the bring-up before anything starts."""
+    'localhost' or '' is no longer permitted); the hosts refuse anything else at start
+    (emulator/host/settings.py, the system's own rule), the bring-up before anything
+    starts (the same rule here: the harness never imports the emulator)."""
     v = (value or "").strip()
     try:
         ip = ipaddress.IPv4Address(v)

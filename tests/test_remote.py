@@ -72,3 +72,58 @@ def test_sshd_takes_keys_only_and_gives_sessions_the_images_environment():
     assert "PasswordAuthentication no" in cfg and "KbdInteractiveAuthentication no" in cfg
     assert "PermitRootLogin prohibit-password" in cfg
     assert "SetEnv PATH=/opt/venv/bin:/usr/bin PYTHONPATH=/opt/testbed\n" in cfg
+
+
+class FakeSftpFile:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def seek(self, n):
+        self.pos = n
+
+    def read(self, n):
+        out = self.data[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+class FakeSftp:
+    """What fetch reads of paramiko's SFTPClient: open(path, mode); counts the bytes read."""
+    def __init__(self, files):
+        self.files, self.read_bytes = files, 0
+
+    def open(self, path, mode):
+        f = FakeSftpFile(self.files[path])
+        orig = f.read
+
+        def counted(n):
+            out = orig(n)
+            self.read_bytes += len(out)
+            return out
+        f.read = counted
+        return f
+
+
+def test_a_fetched_trace_is_read_only_by_what_it_grew_and_anew_when_written_again(tmp_path):
+    local = tmp_path / "short.log"
+    sftp = FakeSftp({"/r/short.log": b"line 1\n"})
+    SshNode._fetch_file(sftp, "/r/short.log", 7, local)
+    assert local.read_bytes() == b"line 1\nline 2\n"[:7] and sftp.read_bytes == 7
+    sftp.files["/r/short.log"] = b"line 1\nline 2\n"          # SIPp appended a line
+    SshNode._fetch_file(sftp, "/r/short.log", 14, local)
+    assert local.read_bytes() == b"line 1\nline 2\n" and sftp.read_bytes == 14   # 7 new bytes
+    SshNode._fetch_file(sftp, "/r/short.log", 14, local)                         # unchanged
+    assert sftp.read_bytes == 14
+    sftp.files["/r/short.log"] = b"new\n"                     # a new run wrote it again
+    SshNode._fetch_file(sftp, "/r/short.log", 4, local)
+    assert local.read_bytes() == b"new\n"
+
+
+def test_the_sshd_config_serves_sftp_from_sshd_itself():
+    assert "Subsystem sftp internal-sftp" in sshd.config({})

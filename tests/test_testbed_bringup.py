@@ -8,7 +8,7 @@ from harness.testbed import Testbed, TestbedError
 @pytest.fixture
 def tb(tmp_path, monkeypatch):
     t = Testbed.__new__(Testbed)           # no Docker client needed for this rule
-    t.project, t.dir, t.env = "unit", tmp_path / "state", {}
+    t.project, t.dir, t.env, t.variant = "unit", tmp_path / "state", {}, ""
     t.env_file = t.dir / "testbed.env"
     done = []
     monkeypatch.setattr(t, "ensure_images", lambda: None)
@@ -41,4 +41,17 @@ def test_an_attached_testbed_is_never_torn_down(tb, monkeypatch):
     monkeypatch.setattr(tb, "wait_healthy", never_healthy)
     with pytest.raises(TestbedError):
         tb.up(deadline_s=1)
+    assert tb.done == []
+
+
+def test_attaching_to_a_running_testbed_of_another_variant_is_refused(tb, monkeypatch):
+    monkeypatch.setattr(tb, "running", lambda: True)
+    monkeypatch.setattr(tb, "stale_containers", lambda: [])
+    monkeypatch.setattr(tb, "wait_healthy", lambda deadline_s: None)
+    monkeypatch.setenv("TB_VARIANT", "external-db")
+    with pytest.raises(TestbedError, match="runs variant \\(none\\), not external-db"):
+        tb.up(deadline_s=1)
+    monkeypatch.delenv("TB_VARIANT")          # no VARIANT given: whatever runs is attached
+    monkeypatch.setattr("harness.inventory.write_for", lambda t, path: path)
+    tb.up(deadline_s=1)
     assert tb.done == []
