@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 import time
 import traceback
@@ -175,14 +176,23 @@ class Prepared:
     def __init__(self, tb: Testbed):
         self.tb = tb
         self.sipp_dir = tb.dir / "sipp"
+        # the agents' directories are this run's own: a SIPp that opens its traces where an
+        # earlier one still writes (same name, same files) would truncate them under it.
+        # An operation's long calls once read back with a call's INVITE gone from the
+        # caller's trace (2 runs of power-off-master in the external-db variant)
+        self.tag = secrets.token_hex(3)
         self.uas_a = SippUas(self.executor("sipp-uas"), tb.ip("sipp-uas", "voip"),
-                             name="pc-uas-a", scenario=UAS_REINVITE_XML, **UAS_A)
+                             name=self.agent("uas-a"), scenario=UAS_REINVITE_XML, **UAS_A)
         self.long: SippLoad | None = None
         self.added_routes: list[int] = []
         self.removed_routes: list[dict] = []   # rows in the way of the checks' routes
 
     def executor(self, node: str) -> Executor:
         return self.tb.sipp_executor(node)
+
+    def agent(self, role: str) -> str:
+        """An agent's name (and directory) for this run of the checks."""
+        return f"pc-{self.tag}-{role}"
 
     def start(self, oam: Oam, long_calls: int = LONG_CALLS) -> "Prepared":
         try:
@@ -191,7 +201,7 @@ class Prepared:
             if long_calls:
                 self.long = SippLoad(self.executor("sipp-uac"), f"{self.tb.ip('tmedia-1', 'voip')}:5060",
                                      self.tb.ip("sipp-uac", "voip"), rate=5, hold_s=LONG_HOLD_S,
-                                     calls=long_calls, name="pc-long", service=f"{PREFIX}000",
+                                     calls=long_calls, name=self.agent("long"), service=f"{PREFIX}000",
                                      scenario=UAC_REINVITE_XML, **LONG_UAC)
                 self.long.start()
                 wait_for(lambda: len(self.open_long_calls()) == long_calls, 20,
@@ -287,7 +297,7 @@ class Checks:
         kw = {} if caller == "sipp" else {"scenario": self.scenario_for(caller)}
         load = SippLoad(self.p.executor("sipp-uac"), f"{self.tb.ip('tmedia-1', 'voip')}:5060",
                         self.tb.ip("sipp-uac", "voip"), rate=rate, hold_s=hold_s, calls=calls,
-                        name=f"pc-call-{self.n}", service=number, recv_timeout_s=5, **UAC, **kw)
+                        name=self.p.agent(f"call-{self.n}"), service=number, recv_timeout_s=5, **UAC, **kw)
         load.start()
         try:
             if not load.wait():
@@ -302,7 +312,7 @@ class Checks:
         if self.uas_b is not None and self.uas_b.running:
             yield self.uas_b
             return
-        self.uas_b = SippUas(self.p.executor("sipp-uas"), self.uas_ip, name="pc-uas-b",
+        self.uas_b = SippUas(self.p.executor("sipp-uas"), self.uas_ip, name=self.p.agent("uas-b"),
                              scenario=UAS_REINVITE_XML, **UAS_B).start()
         try:
             yield self.uas_b
@@ -447,7 +457,7 @@ class Checks:
         if not long:   # none from before the fault: establish one of our own
             own = SippLoad(self.p.executor("sipp-uac"), f"{self.tb.ip('tmedia-1', 'voip')}:5060",
                            self.tb.ip("sipp-uac", "voip"), rate=1, hold_s=LONG_HOLD_S, calls=1,
-                           name="pc-close", service=f"{PREFIX}300", **UAC).start()
+                           name=self.p.agent("close"), service=f"{PREFIX}300", **UAC).start()
             long = wait_for(lambda: [c for c in own.calls() if c.answer_t and not c.ended], 15,
                             "a call to close answered")
         try:

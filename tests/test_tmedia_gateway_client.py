@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from harness.util import wait_for
+
 from emulator.tmedia.gateway_client import GatewayClient, parse_routes
 
 
@@ -94,7 +96,9 @@ def test_one_dead_path_does_not_stop_the_answer():
         res, took = ask(client, [silent.addr, live.addr])
         assert res.ok and res.gateway_addr == live.addr
         assert took < 1.0            # first ok wins: no wait for the silent address
-        assert len(silent.got) >= 1  # it was asked too
+        # it was asked too (its reader thread may see the datagram after the answer came:
+        # failed once in CI with both cores busy)
+        wait_for(lambda: len(silent.got) >= 1, 1.0, "the silent address asked", interval=0.01)
     finally:
         client.stop()
         silent.close()
