@@ -158,6 +158,17 @@ class Loads:
                 unit_of[c.call_id] = unit
         return calls, unit_of
 
+    def note_strays(self, history) -> None:
+        """Put on the timeline what reached a caller for calls it never placed (see
+        sipp.build_calls): not judged (a caller before it on the port may have left a
+        call open), but shown."""
+        for unit, _, ld in self.agents:
+            if ld.strays:
+                cids = sorted({ln.call_id for ln in ld.strays})
+                history.event("note", text=f"{ld.name}: {len(ld.strays)} messages of {len(cids)} "
+                                           f"calls it never placed (first: {cids[0]}: "
+                                           f"{ld.strays[0].first_line})")
+
     def media_ids(self) -> set[str]:
         """The Call-IDs of the calls that carried RTP (the media sample)."""
         return {c.call_id for _, kind, ld in self.agents if kind == "media" for c in ld.calls()}
@@ -280,6 +291,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
         phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
+        load.note_strays(history)
         for c in calls:
             history.call(c)
         if op.fault["kind"] in ("kill_process", "deadlock"):
@@ -506,6 +518,7 @@ def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubChec
             load.wait()
         uas.stop(grace_s=RECV_TIMEOUT_S)
     calls, _ = load.calls(far_end=uas)
+    load.note_strays(history)
     for c in calls:
         history.call(c)
     v = check(calls, t_heal, None, "accept", switchover_expected=False, max_switchover_s=60)

@@ -262,8 +262,13 @@ def parse_aborts(path: Path) -> dict[str, tuple[float, str]]:
 
 def build_calls(lines: list[TraceLine], side: str,
                 logs: dict[str, str | None] | None = None,
-                aborts: dict[str, tuple[float, str]] | None = None) -> list[CallRecord]:
-    """Fold trace lines into one CallRecord per Call-ID (order of first INVITE)."""
+                aborts: dict[str, tuple[float, str]] | None = None,
+                strays: list[TraceLine] | None = None) -> list[CallRecord]:
+    """Fold trace lines into one CallRecord per Call-ID (order of first INVITE).
+
+    A caller's Call-ID that it only ever received is not one of its calls: SIPp traces
+    every datagram reaching its port, also the late answers or BYEs of another caller's
+    call on that port before it. Those lines go into `strays` (when given)."""
     if side not in ("uac", "uas"):
         raise ValueError(f"side must be 'uac' or 'uas', not {side!r}")
     logs, aborts = logs or {}, aborts or {}
@@ -312,6 +317,12 @@ def build_calls(lines: list[TraceLine], side: str,
                 # before it on the same address: a BYE or ACK after that one stopped)
                 del recs[cid]
                 continue
+            mine = [ln for ln in lines if ln.call_id == cid and ln.direction == caller]
+            if not mine:
+                del recs[cid]
+                if strays is not None:
+                    strays.extend(ln for ln in lines if ln.call_id == cid)
+                continue
             raise TraceError(f"call {r.call_id}: messages but no INVITE in the trace")
         if r.call_id in aborts:
             t, r.abort = aborts[r.call_id]
@@ -328,8 +339,10 @@ def build_calls(lines: list[TraceLine], side: str,
     return list(recs.values())
 
 
-def read_agent_dir(d: Path, side: str, partial_ok: bool = False) -> list[CallRecord]:
-    """Parse the traces an agent wrote into directory `d` (see the file names above)."""
+def read_agent_dir(d: Path, side: str, partial_ok: bool = False,
+                   strays: list[TraceLine] | None = None) -> list[CallRecord]:
+    """Parse the traces an agent wrote into directory `d` (see the file names above);
+    `strays` as in build_calls."""
     d = Path(d)
     short = d / SHORTMSG
     if not short.exists():
@@ -338,7 +351,7 @@ def read_agent_dir(d: Path, side: str, partial_ok: bool = False) -> list[CallRec
     key = "gateway" if side == "uac" else "orig"
     logs = parse_logs(d / LOGS, key, partial_ok) if (d / LOGS).exists() else {}
     aborts = parse_aborts(d / ERRORS) if (d / ERRORS).exists() else {}
-    return build_calls(lines, side, logs, aborts)
+    return build_calls(lines, side, logs, aborts, strays)
 
 
 def join_far_end(uac: list[CallRecord], uas: list[CallRecord]) -> list[CallRecord]:
@@ -593,6 +606,7 @@ class _Agent:
         self.dir = executor.host_dir / name
         self.proc: Proc | None = None
         self.returncode: int | None = None
+        self.strays: list[TraceLine] = []   # messages of another caller's calls (build_calls)
 
     def _argv(self) -> list[str]:
         raise NotImplementedError
@@ -664,7 +678,10 @@ class _Agent:
         self.executor.fetch(self.name)
         if running and not (self.dir / SHORTMSG).exists():
             return []     # SIPp opens its message trace with the first message it traces
-        return read_agent_dir(self.dir, self.side, partial_ok=running)
+        strays: list[TraceLine] = []
+        calls = read_agent_dir(self.dir, self.side, partial_ok=running, strays=strays)
+        self.strays = strays
+        return calls
 
     def shortmsg(self) -> list[TraceLine]:
         """This agent's message trace as it stands (readable while running; a last line

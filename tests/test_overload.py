@@ -2,7 +2,8 @@
 stateless 503 built without sippy, and the reactor's beat."""
 from __future__ import annotations
 
-from emulator.tmedia.overload import Admission, ReactorBeat, fast_busy, is_shed_ack
+from emulator.tmedia.overload import (Admission, Decisions, ReactorBeat, fast_busy, is_shed_ack,
+                                     new_invite_call_id)
 
 INVITE = (b"INVITE sip:1000@10.0.0.1:5060 SIP/2.0\r\n"
           b"Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK-1\r\n"
@@ -81,6 +82,7 @@ def test_a_new_invite_before_the_media_relays_were_ever_up_is_left_unanswered():
     srv = FrontUdpServer.__new__(FrontUdpServer)      # the guard alone, no socket
     srv.queued = srv.done = srv.shed = srv.held = 0
     srv.lag, srv.shedding, srv.media_seen, srv._tag, srv.share = 0.0, False, False, "1", None
+    srv.decided, srv.lagging_since = Decisions(), None
     ready, sent, logged = [False], [], []
     srv.media_ready = lambda: ready[0]
     srv.send_to = lambda data, addr: sent.append(data)
@@ -94,3 +96,77 @@ def test_a_new_invite_before_the_media_relays_were_ever_up_is_left_unanswered():
     assert logged and "1 new INVITEs" in logged[0]
     ready[0] = False
     assert srv._shed(INVITE, src) is False                         # an outage later: sippy's 503
+
+
+def _door():
+    from emulator.tmedia.sip_stack import FrontUdpServer
+    srv = FrontUdpServer.__new__(FrontUdpServer)      # the guard alone, no socket
+    srv.queued = srv.done = srv.shed = srv.held = 0
+    srv.lag, srv.shedding, srv.media_seen, srv._tag, srv.share = 0.0, False, True, "1", None
+    srv.decided, srv.lagging_since = Decisions(), None
+    sent = []
+    srv.send_to = lambda data, addr: sent.append(data)
+    srv.log = lambda text: None
+    return srv, sent
+
+
+def test_a_retransmitted_invite_gets_the_answer_its_first_copy_got():
+    """The door shed an INVITE's retransmission with a stateless 503 while sippy held
+    its first copy, and sippy answered 200 later: the caller saw two final answers, and
+    the 200 and its BYE reached the next caller on that port (a matrix run failed on a
+    call with no INVITE in its trace). A retransmission now gets its first copy's
+    answer, in both directions."""
+    srv, sent = _door()
+    src = ("10.0.0.9", 5060)
+    assert srv._shed(INVITE, src) is False                 # taken: sippy holds it
+    srv.queued += 301                                      # now far behind
+    assert srv._shed(INVITE, src) is False and sent == []  # its retransmission: to sippy too
+    other = INVITE.replace(b"abc@10.0.0.9", b"def@10.0.0.9")
+    assert srv._shed(other, src) is True and len(sent) == 1    # a new call: shed
+    srv.queued -= 301                                      # caught up
+    assert srv._shed(other, src) is True and len(sent) == 2    # its retransmission: shed again
+    assert b"503" in sent[1] and b"def@10.0.0.9" in sent[1]
+
+
+def test_the_call_id_of_a_new_invite_is_read_without_sippy():
+    assert new_invite_call_id(INVITE) == b"abc@10.0.0.9"
+    assert new_invite_call_id(INVITE.replace(b"Call-ID:", b"i:")) == b"abc@10.0.0.9"
+    assert new_invite_call_id(INVITE.replace(b"To: <sip:1000@10.0.0.1:5060>",
+                                             b"To: <sip:1000@10.0.0.1:5060>;tag=9")) is None
+    assert new_invite_call_id(b"BYE sip:x SIP/2.0\r\nCall-ID: a\r\n\r\n") is None
+    assert new_invite_call_id(INVITE.replace(b"Call-ID: abc@10.0.0.9\r\n", b"")) is None
+
+
+def test_decisions_forget_the_oldest_first():
+    d = Decisions()
+    for i in range(Decisions.MAX + 1):
+        d.put(str(i).encode(), i % 2 == 0)
+    assert d.get(b"0") is None and d.get(b"1") is False and d.get(str(Decisions.MAX).encode()) is True
+
+
+def test_a_reactor_that_lags_sheds_only_when_it_stays_behind():
+    """A reactor the machine did not schedule for half a second finds a backlog when it
+    runs again, and drains it in tens of ms: shedding at once refused calls through a
+    database host's restart (a matrix heal). Lagging with a backlog sheds once it lasts
+    LAG_HOLD_S; a backlog past MAX_BACKLOG sheds at once, lag or not."""
+    srv, sent = _door()
+    clock = Clock()
+    srv.clock = clock
+    src = ("10.0.0.9", 5060)
+    n = iter(range(10**6))
+
+    def invite():
+        return INVITE.replace(b"abc@", f"c{next(n)}@".encode())
+    srv.lag, srv.queued = 0.6, 150                 # behind after a pause
+    assert srv._shed(invite(), src) is False
+    clock.t += 0.5
+    assert srv._shed(invite(), src) is False       # still draining: not yet overload
+    srv.queued = 50                                # drained: the lag alone is no sign
+    assert srv._shed(invite(), src) is False and srv.lagging_since is None
+    srv.queued = 150
+    assert srv._shed(invite(), src) is False
+    clock.t += srv.LAG_HOLD_S
+    assert srv._shed(invite(), src) is True        # behind for LAG_HOLD_S: shed
+    srv.lag, srv.lagging_since, srv.queued = 0.0, None, srv.MAX_BACKLOG + 1
+    assert srv._shed(invite(), src) is True        # a flood: at once
+    assert len(sent) == 2

@@ -144,6 +144,45 @@ def fast_busy(data: bytes, why: str, tag: str) -> bytes | None:
     return "\r\n".join(lines).encode()
 
 
+def new_invite_call_id(data: bytes) -> bytes | None:
+    """The Call-ID of a new INVITE (no To tag), read from its bytes without sippy; None
+    for anything else, or when it has no single Call-ID."""
+    if not data.startswith(b"INVITE "):
+        return None
+    cid, to = [], None
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        name = name.strip().lower()
+        if name in (b"call-id", b"i"):
+            cid.append(value.strip())
+        elif name in (b"to", b"t"):
+            to = value
+    if len(cid) != 1 or to is None or b";tag=" in to.replace(b" ", b"").lower():
+        return None
+    return cid[0]
+
+
+class Decisions:
+    """What the door did with each recent new INVITE: taken (queued for sippy) or shed.
+    A retransmission gets the same answer as its first copy. Shedding a retransmission
+    of an INVITE that sippy already holds gave the caller a 503 and then, from sippy, a
+    200 for a call it had ended: a stray answer that found a later caller on the same
+    port (a matrix run read it in that caller's trace). Bounded: the oldest go first;
+    MAX covers more than Timer B (32 s) of INVITEs at a few hundred calls/s."""
+    MAX = 16384
+
+    def __init__(self):
+        self._seen: dict[bytes, bool] = {}     # insertion-ordered: Call-ID -> shed
+
+    def get(self, call_id: bytes) -> bool | None:
+        return self._seen.get(call_id)
+
+    def put(self, call_id: bytes, shed: bool) -> None:
+        self._seen[call_id] = shed
+        if len(self._seen) > self.MAX:
+            del self._seen[next(iter(self._seen))]
+
+
 def is_shed_ack(data: bytes) -> bool:
     """The caller's ACK of a 503 sent by fast_busy (nothing in sippy knows its transaction)."""
     return data.startswith(b"ACK ") and f";tag={SHED_TAG}".encode() in data

@@ -27,6 +27,7 @@ import ipaddress
 import os
 import re
 import threading
+import time
 from typing import Callable, Optional
 
 # sippy's SIP message log goes to stderr by default (every message); the unit logs one
@@ -49,7 +50,8 @@ from sippy.UaStateDisconnected import UaStateDisconnected         # noqa: E402
 from sippy.UaStateFailed import UaStateFailed                     # noqa: E402
 
 from .call import PASS_HEADERS, GatewayRouteLookup, TbCallController, named_header  # noqa: E402
-from .overload import RETRY_AFTER_S, Admission, ReactorBeat, SourceShare, fast_busy, is_shed_ack  # noqa: E402
+from .overload import (RETRY_AFTER_S, Admission, Decisions, ReactorBeat, SourceShare,  # noqa: E402
+                       fast_busy, is_shed_ack, new_invite_call_id)  # noqa: E402
 from .voice_paths import PathMonitor                               # noqa: E402
 from .sip_checks import ALLOW, datagram, refusal                   # noqa: E402
 from .counters import Counters                                    # noqa: E402
@@ -142,18 +144,25 @@ class FrontUdpServer(Udp_server):
     MAX_BACKLOG = 300
     share: Optional[SourceShare] = None     # new INVITEs per source (set by the stack)
     media_ready: Callable[[], bool] = staticmethod(lambda: True)   # (set by the stack)
-    # a lagging reactor with little queued is a pause (a busy machine), not overload
-    MAX_LAG_S, LAG_BACKLOG = 0.5, 100
+    # a lagging reactor with little queued is a pause (a busy machine), not overload;
+    # so is one that lags with a backlog for less than LAG_HOLD_S: a reactor the machine
+    # did not schedule for half a second drains its backlog in tens of ms once it runs
+    # (shedding then refused calls through a database host's restart on a 2-core box);
+    # an overloaded one stays behind
+    MAX_LAG_S, LAG_BACKLOG, LAG_HOLD_S = 0.5, 100, 1.0
+    clock: Callable[[], float] = staticmethod(time.monotonic)
     log: Callable[[str], None] = print
 
     def __init__(self, global_config, uopts):
         uopts.direct_dispatch = True     # handle_read runs on the receiver thread
         self.queued = self.done = 0      # each written by one thread only: no lock
         self.lag = 0.0
+        self.lagging_since: Optional[float] = None
         self.shed = 0
         self.shedding = False
         self._tag = f"{os.getpid():x}"
         self.media_seen, self.held = False, 0
+        self.decided = Decisions()
         super().__init__(global_config, uopts)
 
     def handle_read(self, data, address, rtime, delayed=False):
@@ -189,19 +198,38 @@ class FrontUdpServer(Udp_server):
     def _shed(self, data, address) -> bool:
         if data.startswith(b"ACK ") and is_shed_ack(data):
             return True
-        if data.startswith(b"INVITE ") and self._starting(data):
-            return True
-        if data.startswith(b"INVITE ") and self.share is not None and not self.share.take(address[0]):
+        if not data.startswith(b"INVITE "):
+            return False
+        cid = new_invite_call_id(data)
+        if cid is not None:
+            shed = self.decided.get(cid)
+            if shed is not None:        # a retransmission: the first copy's answer
+                resp = fast_busy(data, "overload", self._tag) if shed else None
+                if resp is not None:
+                    self.send_to(resp, address)
+                return shed
+        if self._starting(data):
+            return True                 # not decided: the retransmission is taken
+        if self.share is not None and not self.share.take(address[0]):
             resp = fast_busy(data, "overload: over this source's share of the new calls", self._tag)
             if resp is not None:          # None: in a dialog (a re-INVITE), never shed
+                self._decide(cid, True)
                 self.send_to(resp, address)
                 return True
         backlog = self.queued - self.done
-        behind = backlog > self.MAX_BACKLOG or (self.lag > self.MAX_LAG_S and backlog > self.LAG_BACKLOG)
+        behind = backlog > self.MAX_BACKLOG
+        if self.lag > self.MAX_LAG_S and backlog > self.LAG_BACKLOG:
+            now = self.clock()
+            if self.lagging_since is None:
+                self.lagging_since = now
+            behind = behind or now - self.lagging_since >= self.LAG_HOLD_S
+        else:
+            self.lagging_since = None
         if behind:
             resp = fast_busy(data, "overload", self._tag)
             if resp is not None:
                 self.shed += 1
+                self._decide(cid, True)
                 if not self.shedding:
                     self.shedding = True
                     self.log(f"overload: shedding new calls with 503 (backlog "
@@ -211,7 +239,12 @@ class FrontUdpServer(Udp_server):
         elif self.shedding:
             self.shedding = False
             self.log(f"overload: over, {self.shed} new calls shed so far")
+        self._decide(cid, False)
         return False
+
+    def _decide(self, cid, shed: bool) -> None:
+        if cid is not None:
+            self.decided.put(cid, shed)
 
     beat: Callable[[], None] = staticmethod(lambda: None)
 
