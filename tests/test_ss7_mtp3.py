@@ -396,6 +396,8 @@ def test_a_linkset_needs_distinct_link_codes_and_one_way_to_connect():
     with pytest.raises(ValueError, match="distinct SLCs"):
         Linkset("X", 1, 2, [Port(0, listen=("127.0.0.1", 0)), Port(0, listen=("127.0.0.1", 0))])
     with pytest.raises(ValueError, match="either listens or connects"):
-        Linkset("X", 1, 2, [Port(0)])
+        Linkset("X", 1, 2, [Port(0, listen=("127.0.0.1", 0), connect=("127.0.0.1", 1))])
+    with pytest.raises(ValueError, match="not an adopted port"):      # Port(0): adopted only
+        Linkset("X", 1, 2, [Port(0, listen=("127.0.0.1", 0))]).adopt(0, object())
     with pytest.raises(ValueError, match="MTP3's own"):
         Linkset("X", 1, 2, [Port(0, listen=("127.0.0.1", 0))]).send(SI_SNM, 0, b"\x11\x00")

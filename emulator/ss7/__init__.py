@@ -5,5 +5,8 @@ connection per link; `mtp3` runs one linkset over two or more of them (load shar
 SLS, changeover and changeback); `snm` codes the few network management messages those
 procedures send. Above MTP3: `isup` (basic call control per CIC, replicable to a
 standby), `tcap` (a dialogue user in SCCP UDTs) and `peer` (the ss7-peer far end tool).
-Payloads are pycrate's (pycrate_mobile, pycrate_asn1dir). The units do not run any of
-it yet; routing sets and active/standby ISUP on two units are not built."""
+`spread` is the system's signalling point over two units: each unit ends one link, MTP3
+on both (the active's procedures reach the other unit's link through its reports), ISUP
+and TCAP active on one unit and standby on the other, taken over when that unit is lost.
+Payloads are pycrate's (pycrate_mobile, pycrate_asn1dir). The units' containers do not
+run it yet (no ss7-peer container, no SIP interworking)."""

@@ -189,6 +189,24 @@ def configure_socket(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), val)
 
 
+def retrieve(unacked: deque, waiting: deque, acked: int, fsn: int, peer_fsn: Optional[int],
+             bits: int) -> Optional[list[bytes]]:
+    """Link.retrieve's rule on a link's buffers: unacked holds (fsn, msu) sent and not
+    acknowledged (acked: the highest acknowledged, fsn: the last sent, both unbounded),
+    waiting the MSUs not sent; both are emptied unless None is returned."""
+    if peer_fsn is None:
+        sent = []
+    else:
+        delta = (peer_fsn - acked) % (1 << bits)
+        if delta > fsn - acked:
+            return None
+        sent = [m for f, m in unacked if f > acked + delta]
+    out = sent + list(waiting)
+    unacked.clear()
+    waiting.clear()
+    return out
+
+
 class Link:
     """One M2PA link on one connected TCP socket; a new connection is a new Link.
 
@@ -281,18 +299,7 @@ class Link:
         None, buffers kept, when `peer_fsn` names none of the MSUs the peer could have
         accepted last."""
         with self.lock:
-            if peer_fsn is None:
-                sent = []
-            else:
-                delta = (peer_fsn - self._acked) % (1 << bits)
-                if delta > self._fsn - self._acked:
-                    return None
-                last = self._acked + delta
-                sent = [m for f, m in self._unacked if f > last]
-            out = sent + list(self._waiting)
-            self._unacked.clear()
-            self._waiting.clear()
-            return out
+            return retrieve(self._unacked, self._waiting, self._acked, self._fsn, peer_fsn, bits)
 
     def unacknowledged(self) -> int:
         with self.lock:

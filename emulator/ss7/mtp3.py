@@ -96,7 +96,9 @@ def isup_sls(isup: bytes) -> int:
 
 @dataclass(frozen=True)
 class Port:
-    """How link `slc` is carried: a TCP port it listens on, or an address it connects to."""
+    """How link `slc` is carried: a TCP port it listens on, an address it connects to, or
+    neither: a link object handed over with `Linkset.adopt` (a link another process
+    terminates, see spread.py)."""
     slc: int
     listen: Optional[tuple[str, int]] = None
     connect: Optional[tuple[str, int]] = None
@@ -128,17 +130,17 @@ class Linkset:
                  t2_s: float = T2_S, t4_s: float = T4_S, restore_s: float = RESTORE_S,
                  on_message: Optional[Callable[[Msu, int], None]] = None,
                  log: Optional[Callable[[str], None]] = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, lock=None):
         slcs = [p.slc for p in ports]
         if not ports or len(set(slcs)) != len(slcs) or not all(0 <= s < 16 for s in slcs):
             raise ValueError(f"links need distinct SLCs 0..15, got {slcs}")
-        if not all((p.listen is None) != (p.connect is None) for p in ports):
-            raise ValueError("each port either listens or connects")
+        if any(p.listen is not None and p.connect is not None for p in ports):
+            raise ValueError("a port either listens or connects")
         self.name, self.opc, self.dpc, self.ni = name, opc, dpc, ni
         self.proving_s, self.t2_s, self.t4_s, self.restore_s = proving_s, t2_s, t4_s, restore_s
         self.on_message, self.clock = on_message, clock
         self.log = log or partial(log_line, name)
-        self.lock = threading.RLock()
+        self.lock = lock if lock is not None else threading.RLock()
         self._cond = threading.Condition(self.lock)
         self.ports = {p.slc: p for p in ports}
         self.slcs = sorted(slcs)
@@ -170,8 +172,11 @@ class Linkset:
                 s = socket.create_server(p.listen)
                 self._listeners[slc] = s
                 target, args = self._accept_loop, (slc, s)
-            else:
+            elif p.connect:
                 target, args = self._connect_loop, (slc, p.connect)
+            else:
+                continue                         # adopted
+
             t = threading.Thread(target=target, args=args, name=f"mtp3-{self.name}-{slc}",
                                  daemon=True)
             self._threads.append(t)
@@ -471,6 +476,34 @@ class Linkset:
                              on_state=partial(self._on_state, slc), clock=self.clock)
             self.links[slc] = link
             link.start()
+
+    def adopt(self, slc: int, link) -> None:
+        self.adopt_links({slc: link})
+
+    def adopt_links(self, links: dict) -> None:
+        """Take each link (an m2pa.Link made with this linkset's lock, or one that stands
+        for it, see spread.py) as the link of its SLC, a port that neither listens nor
+        connects. Routes are set once all are in; then a failed one changes over (it
+        carried traffic before: its COO goes out)."""
+        for slc, link in links.items():
+            p = self.ports.get(slc)
+            if p is None or p.listen or p.connect:
+                raise ValueError(f"link {slc} is not an adopted port of {self.name}")
+            if link.lock is not self.lock:
+                raise ValueError("an adopted link shares the linkset's lock")
+        with self.lock:
+            for slc, link in links.items():
+                old = self.links[slc]
+                if old is not None and old is not link and old.state not in (m2pa.FAILED, m2pa.OUT):
+                    old.fail("replaced by an adopted link")
+                self.links[slc] = link
+                link.on_msu = partial(self._on_msu, slc)
+                link.on_state = partial(self._on_state, slc)
+                self.log(f"link {slc} adopted ({link.state})")
+            self._settle()
+            for slc, link in links.items():
+                if link.state == m2pa.FAILED:
+                    self._on_state(slc, link, m2pa.FAILED)
 
     def _alive(self, slc: int) -> bool:
         link = self.links[slc]

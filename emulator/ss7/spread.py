@@ -1,0 +1,558 @@
+"""One signalling point spread over two TMedia units: each unit ends one link of the
+linkset to the far end, MTP3 runs on both units, ISUP and TCAP are active on one unit and
+standby on the other (the seed's SS7 redundancy, N+1 with two units).
+
+Each unit runs a `Node`. The two nodes talk over the mate connection (JSON lines over
+TCP on the control network, a beat every BEAT_S; silent for DEAD_S or closed is the
+other unit lost):
+
+- Every link event of a unit's own link goes to the other unit (`ReportingLink`): each
+  MSU sent with its FSN, each acknowledgement, each MSU accepted with its FSN and its
+  bytes, each state. So each unit holds a `RemoteLink` for the other unit's link with
+  what MTP3 needs to change its traffic over: the FSN of the last MSU accepted from the
+  far end, the MSUs sent and not acknowledged, the ones asked for and not sent yet.
+- The active node runs the MTP3 procedures (mtp3.Linkset) over both links: its own, and
+  the other unit's through its RemoteLink (an MSU for that link is sent by the other
+  unit; an MSU accepted there is delivered here). Load sharing by SLS, changeover and
+  changeback are mtp3.Linkset's, with their messages on the wire.
+- ISUP and TCAP run on the active node; every circuit and dialogue change goes to the
+  standby, which applies it without acting on it.
+- The active's unit lost: the standby takes over. It starts MTP3 with its own link
+  (which stays in service: its sequence numbers go on) and the lost unit's link as last
+  reported, fails that one (changeover: COO with the FSN of the last MSU the lost unit
+  accepted, then the MSUs it had sent and the far end had not acknowledged, sent again
+  on the surviving link), marks the lost unit's trunk group down (the seed gives trunks
+  no HA) and lets ISUP restart what its circuits wait for (isup.Isup.take_over).
+- The standby's unit lost: the active changes that link's traffic over and marks its
+  trunk group down. A unit that comes back is standby: it is sent the ISUP and TCAP
+  states, its trunk group comes back up, its link aligns again and MTP3 changes back.
+
+Which node is active when both start: the one already active, else the preferred one
+(`preferred=True`), else the lower name. A node that hears no other unit within
+ALONE_AFTER_S goes active alone.
+
+What is not covered: the mate connection is one TCP connection; cut while both units
+live, the standby takes over and two nodes run MTP3 (the far end then sees two
+changeover orders). An MSU the active's unit accepted in its last milliseconds and had
+not reported yet is acknowledged to the far end and lost (ISUP's timers recover the
+call's state); a real unit would report before acknowledging.
+
+Locks: one lock per node is its links' and its linkset's (mtp3.Linkset(lock=...)). ISUP
+and TCAP take their own lock first and then the linkset's (they send while holding
+theirs), so nothing here calls into them while holding the node's lock.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import time
+from collections import deque
+from functools import partial
+from typing import Callable, Optional
+
+from emulator.tmedia.log import log as log_line
+
+from . import m2pa
+from .isup import Isup
+from .mtp3 import Linkset, Port
+from .tcap import Tcap
+
+BEAT_S, DEAD_S = 0.1, 0.5
+ALONE_AFTER_S = 1.0
+RETRY_S = 0.2
+
+STARTING, ACTIVE, STANDBY = "starting", "active", "standby"
+
+
+class ReportingLink(m2pa.Link):
+    """An m2pa.Link that tells `report` what the other unit needs to stand in for it."""
+
+    def __init__(self, sock, name, *, report: Callable[[dict], None], **kw):
+        self.report = report
+        super().__init__(sock, name, **kw)
+
+    def _set_state(self, state):
+        self.report({"ev": "state", "state": state, "failure": self.failure})
+        super()._set_state(state)
+
+    def _transmit(self, msu):
+        super()._transmit(msu)
+        self.report({"ev": "tx", "fsn": self._fsn, "msu": msu.hex()})
+
+    def _ack(self, bsn):
+        before = self._acked
+        super()._ack(bsn)
+        if self._acked != before:
+            self.report({"ev": "ack", "acked": self._acked})
+
+    def _handle(self, f):
+        before = self._rx
+        super()._handle(f)
+        if self._rx != before:
+            self.report({"ev": "rx", "fsn": self._rx, "msu": f.msu.hex()})
+
+    def snapshot(self) -> dict:
+        """What a RemoteLink starts from (under the lock)."""
+        return {"state": self.state, "failure": self.failure,
+                "served": any(s == m2pa.IN_SERVICE for _, s in self.states),
+                "fsn": self._fsn, "acked": self._acked, "rx": self._rx,
+                "unacked": [[f, m.hex()] for f, m in self._unacked],
+                "waiting": [m.hex() for m in self._waiting]}
+
+
+class RemoteLink:
+    """The other unit's link as MTP3 here sees it, kept from that unit's reports. It has
+    m2pa.Link's face for mtp3.Linkset: state and states, send (the other unit sends it),
+    last_accepted, retrieve and unacknowledged for a changeover, fail."""
+
+    def __init__(self, name: str, gen: int, lock, snap: Optional[dict] = None,
+                 send: Optional[Callable[[bytes], None]] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        snap = snap or {}
+        self.name, self.gen, self.lock, self.clock, self._send = name, gen, lock, clock, send
+        self.on_msu = self.on_state = None
+        self.state, self.failure = snap.get("state", m2pa.OUT), snap.get("failure")
+        self.states = [(clock(), self.state)]
+        if snap.get("served") and self.state != m2pa.IN_SERVICE:
+            self.states.insert(0, (clock(), m2pa.IN_SERVICE))
+        self.failed_at: Optional[float] = None
+        self._fsn, self._acked, self._rx = snap.get("fsn", -1), snap.get("acked", -1), snap.get("rx", -1)
+        self._unacked = deque((f, bytes.fromhex(m)) for f, m in snap.get("unacked", []))
+        self._pending = deque(bytes.fromhex(m) for m in snap.get("waiting", []))
+        self.counters = {"msus_tx": 0, "msus_rx": 0}
+
+    # -- m2pa.Link's face ---------------------------------------------------------------
+
+    def send(self, msu: bytes) -> None:
+        with self.lock:
+            if self.state != m2pa.IN_SERVICE or self._send is None:
+                raise m2pa.LinkUnavailable(f"link {self.name} is {self.state} on the other unit")
+            self._pending.append(msu)
+            self._send(msu)
+
+    def stop(self) -> None:
+        """The other unit ends its link itself."""
+
+    def fail(self, reason: str) -> None:
+        with self.lock:
+            if self.state != m2pa.FAILED:
+                self.failure, self.failed_at = reason, self.clock()
+                self._set(m2pa.FAILED)
+
+    def last_accepted(self) -> int:
+        with self.lock:
+            return self._rx % m2pa.SEQ_MOD
+
+    def retrieve(self, peer_fsn: Optional[int], bits: int = 24) -> Optional[list[bytes]]:
+        """As m2pa.Link.retrieve, from what the other unit reported."""
+        with self.lock:
+            return m2pa.retrieve(self._unacked, self._pending, self._acked, self._fsn,
+                                 peer_fsn, bits)
+
+    def unacknowledged(self) -> int:
+        with self.lock:
+            return len(self._unacked) + len(self._pending)
+
+    def status(self) -> dict:
+        with self.lock:
+            return {"state": self.state, "failure": self.failure, "on": "the other unit",
+                    "for_s": round(self.clock() - self.states[-1][0], 3),
+                    "fsn_tx": self._fsn % m2pa.SEQ_MOD, "acked": self._acked % m2pa.SEQ_MOD,
+                    "accepted": self._rx % m2pa.SEQ_MOD, "unacknowledged": len(self._unacked),
+                    "waiting": len(self._pending), **self.counters}
+
+    # -- the other unit's reports (under the lock) ---------------------------------------
+
+    def _set(self, state: str) -> None:
+        self.state = state
+        self.states.append((self.clock(), state))
+        if self.on_state:
+            self.on_state(self, state)
+
+    def on_report(self, ev: dict) -> None:
+        kind = ev["ev"]
+        if kind == "state":
+            if ev["state"] == m2pa.FAILED:
+                self.failure, self.failed_at = ev.get("failure"), self.clock()
+            if ev["state"] != self.state:
+                self._set(ev["state"])
+        elif kind == "tx":
+            msu = bytes.fromhex(ev["msu"])
+            if self._pending and self._pending[0] == msu:
+                self._pending.popleft()          # one this unit asked for
+            self._unacked.append((ev["fsn"], msu))
+            self._fsn = ev["fsn"]
+            self.counters["msus_tx"] += 1
+        elif kind == "ack":
+            self._acked = ev["acked"]
+            while self._unacked and self._unacked[0][0] <= self._acked:
+                self._unacked.popleft()
+        elif kind == "rx":
+            self._rx = ev["fsn"]
+            self.counters["msus_rx"] += 1
+            if self.on_msu and self.state == m2pa.IN_SERVICE:
+                self.on_msu(self, bytes.fromhex(ev["msu"]))
+
+
+class _Mate:
+    """One mate connection: a writer (and its beats) and a reader."""
+
+    def __init__(self, sock: socket.socket, on_line: Callable[[dict], None],
+                 on_lost: Callable[["_Mate"], None]):
+        self.sock, self.on_line, self.on_lost = sock, on_line, on_lost
+        self.out: "queue.SimpleQueue[Optional[bytes]]" = queue.SimpleQueue()
+        self.closed = self.quiet = False
+        m2pa.configure_socket(sock)
+        sock.settimeout(DEAD_S)
+
+    def start(self) -> None:
+        """After the hello is queued: nothing read may act before ours went out."""
+        threading.Thread(target=self._write, daemon=True, name="ss7-mate-tx").start()
+        threading.Thread(target=self._read, daemon=True, name="ss7-mate-rx").start()
+
+    def send(self, msg: dict) -> None:
+        if not self.closed:
+            self.out.put(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+
+    def close(self, lost: bool = False) -> None:
+        """Our end closes it (the reader reports nothing), or `lost`: it broke under us
+        (the reader reports the loss once it ends)."""
+        if not self.closed:
+            self.closed, self.quiet = True, not lost
+            self.out.put(None)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _write(self) -> None:
+        beat = b'{"op":"beat"}\n'
+        while True:
+            try:
+                data = self.out.get(timeout=BEAT_S)
+            except queue.Empty:
+                data = beat
+            if data is None:
+                return
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.close(lost=True)
+                return
+
+    def _read(self) -> None:
+        buf = b""
+        try:
+            while not self.closed:
+                try:
+                    data = self.sock.recv(65536)
+                except OSError:           # DEAD_S without even a beat, or reset
+                    break
+                if not data:
+                    break
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                try:
+                    for line in lines:
+                        msg = json.loads(line)
+                        if msg.get("op") != "beat":
+                            self.on_line(msg)
+                except (ValueError, KeyError, TypeError):
+                    break                 # not our protocol: the connection is useless
+        finally:
+            self.close(lost=True)
+            self.sock.close()
+            if not self.quiet:
+                self.on_lost(self)
+
+
+class Node:
+    """This unit's part of the signalling point (see the module docstring).
+
+    slc: this unit's link, whose far end connects to `link_listen`; mate_slc: the other
+    unit's. groups: ISUP trunk groups by unit name (a lost unit's group goes down)."""
+
+    def __init__(self, name: str, mate_name: str, opc: int, dpc: int, *, slc: int, mate_slc: int,
+                 link_listen: tuple[str, int], groups: dict, preferred: bool = False,
+                 mate_listen: Optional[tuple[str, int]] = None,
+                 mate_connect: Optional[tuple[str, int]] = None,
+                 proving_s: float = m2pa.PROVING_S, isup_kw: Optional[dict] = None,
+                 tcap_kw: Optional[dict] = None, log: Optional[Callable[[str], None]] = None,
+                 alone_after_s: float = ALONE_AFTER_S):
+        if (mate_listen is None) == (mate_connect is None):
+            raise ValueError("a node either listens for its mate or connects to it")
+        if mate_name not in groups or name not in groups:
+            raise ValueError("each unit needs its trunk group")
+        self.name, self.mate_name, self.opc, self.dpc = name, mate_name, opc, dpc
+        self.slc, self.mate_slc, self.preferred = slc, mate_slc, preferred
+        self.proving_s, self.alone_after_s = proving_s, alone_after_s
+        self.log = log or partial(log_line, f"ss7-{name}")
+        self.lock = threading.RLock()
+        self.role = STARTING
+        self.local: Optional[ReportingLink] = None
+        self.remote: Optional[RemoteLink] = None
+        self.ls: Optional[Linkset] = None
+        self.mate: Optional[_Mate] = None
+        self._gen = 0
+        self.takeovers: list[dict] = []
+        self.isup = Isup(name, opc, dpc, groups, on_update=partial(self._replicate, "isup"),
+                         **(isup_kw or {}))
+        self.tcap = Tcap(name, opc, dpc, on_update=partial(self._replicate, "tcap"), **(tcap_kw or {}))
+        self._stopped = threading.Event()
+        self._link_server = socket.create_server(link_listen)
+        self._mate_server = socket.create_server(mate_listen) if mate_listen else None
+        self._mate_connect = mate_connect
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> "Node":
+        self._started = time.monotonic()
+        loops = [self._accept_links, self._alone_timer]
+        loops.append(self._accept_mates if self._mate_server else self._connect_mate)
+        for fn in loops:
+            t = threading.Thread(target=fn, daemon=True, name=f"ss7-{self.name}-{fn.__name__}")
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def link_port(self) -> int:
+        return self._link_server.getsockname()[1]
+
+    def mate_port(self) -> int:
+        return self._mate_server.getsockname()[1]
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for s in (self._link_server, self._mate_server):
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+        with self.lock:
+            mate, self.mate = self.mate, None
+            if self.ls is not None:
+                self.ls.stop()
+            if self.local is not None:
+                self.local.stop()
+        if mate is not None:
+            mate.close()
+        self.isup.stop()
+        self.tcap.stop()
+        for t in self._threads:
+            t.join(2.0)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        with self.lock:
+            local = self.local.status() if self.local else {"state": m2pa.OUT}
+            remote = self.remote.status() if self.remote else None
+            mtp3 = self.ls.status() if self.ls else None
+            out = {"unit": self.name, "role": self.role, "mate": self.mate_name,
+                   "mate_connected": self.mate is not None, "opc": self.opc, "dpc": self.dpc,
+                   "link": {"slc": self.slc, **local},
+                   "mate_link": {"slc": self.mate_slc, **remote} if remote else None,
+                   "mtp3": mtp3, "takeovers": list(self.takeovers)}
+        out["isup"] = self.isup.status()
+        return out
+
+    # -- this unit's link -----------------------------------------------------------------
+
+    def _accept_links(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                sock, _ = self._link_server.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self._stopped.is_set():
+                    sock.close()
+                    return
+                old = self.local
+                if old is not None and old.state not in (m2pa.FAILED, m2pa.OUT):
+                    old.fail("replaced by a new connection")
+                self._gen += 1
+                link = ReportingLink(sock, f"{self.name}/{self.slc}", lock=self.lock,
+                                     proving_s=self.proving_s,
+                                     report=partial(self._report, self._gen))
+                self.local = link
+                if self.ls is not None:
+                    self.ls.adopt(self.slc, link)
+                link.start()
+
+    def _report(self, gen: int, ev: dict) -> None:     # under the lock
+        if self.mate is not None:
+            self.mate.send({"op": "report", "gen": gen, **ev})
+
+    # -- the mate -------------------------------------------------------------------------
+
+    def _accept_mates(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                sock, _ = self._mate_server.accept()
+            except OSError:
+                return
+            self._mate_up(sock)
+
+    def _connect_mate(self) -> None:
+        while not self._stopped.is_set():
+            with self.lock:
+                connected = self.mate is not None
+            if not connected:
+                try:
+                    sock = socket.create_connection(self._mate_connect, timeout=RETRY_S * 5)
+                except OSError:
+                    sock = None
+                if sock is not None:
+                    self._mate_up(sock)
+            self._stopped.wait(RETRY_S)
+
+    def _mate_up(self, sock: socket.socket) -> None:
+        if self._stopped.is_set():
+            sock.close()
+            return
+        with self.lock:
+            old, self.mate = self.mate, None
+        if old is not None:
+            old.close()
+        mate = _Mate(sock, self._on_line, self._mate_lost)
+        with self.lock:          # the hello goes before any report of this unit's link
+            self.mate = mate
+            mate.send({"op": "hello", "name": self.name, "role": self.role,
+                       "preferred": self.preferred, "gen": self._gen,
+                       "link": self.local.snapshot() if self.local else None})
+        mate.start()
+
+    def _alone_timer(self) -> None:
+        if self._stopped.wait(self.alone_after_s):
+            return
+        with self.lock:
+            alone = self.role == STARTING
+        if alone:
+            self._become_active("no other unit heard")
+
+    def _replicate(self, kind: str, d: dict) -> None:     # ISUP's / TCAP's on_update
+        with self.lock:
+            mate = self.mate if self.role == ACTIVE else None
+        if mate is not None:
+            mate.send({"op": kind, "d": d})
+
+    def _on_line(self, msg: dict) -> None:
+        op = msg.get("op")
+        if op == "hello":
+            self._on_hello(msg)
+        elif op == "report":
+            with self.lock:
+                if self.remote is None or self.remote.gen != msg["gen"]:
+                    self._new_remote(msg["gen"], None)
+                self.remote.on_report(msg)
+        elif op == "send":
+            with self.lock:
+                if self.local is not None and self.local.state == m2pa.IN_SERVICE:
+                    self.local.send(bytes.fromhex(msg["msu"]))
+                else:
+                    self.log("an MSU from the other unit not sent: this unit's link is down")
+        elif op == "isup":             # the active's changes, applied outside our lock
+            self.isup.apply(msg["d"])
+        elif op == "tcap":
+            self.tcap.apply(msg["d"])
+        elif op == "snapshots":
+            self.isup.restore(msg["isup"], take_over=False)
+            self.tcap.restore(msg["tcap"])
+        else:
+            self.log(f"unknown message from the other unit: {op!r}")
+
+    def _new_remote(self, gen: int, snap: Optional[dict]) -> None:   # under the lock
+        send = (lambda msu: self.mate.send({"op": "send", "msu": msu.hex()})
+                if self.mate is not None else None)
+        self.remote = RemoteLink(f"{self.mate_name}/{self.mate_slc}", gen, self.lock, snap,
+                                 send=send if self.role == ACTIVE else None)
+        if self.ls is not None:
+            self.ls.adopt(self.mate_slc, self.remote)
+
+    def _wins(self, other: dict) -> bool:
+        if (self.role == ACTIVE) != (other["role"] == ACTIVE):
+            return self.role == ACTIVE
+        if self.preferred != other["preferred"]:
+            return self.preferred
+        return self.name < other["name"]
+
+    def _on_hello(self, hello: dict) -> None:
+        active = self._wins(hello)
+        if active and self.role != ACTIVE:
+            self._become_active(f"chosen over {hello['name']}")
+        with self.lock:
+            if not active:
+                if self.role == ACTIVE:
+                    self._yield_linkset()
+                self.role = STANDBY
+                self.log(f"standby of {hello['name']}")
+            self._new_remote(hello["gen"], hello["link"])
+        if active:
+            self.isup.set_group_down(self.mate_name, False)
+            with self.lock:
+                mate = self.mate
+            if mate is not None:     # taken and queued under their locks: no change of
+                with self.isup.lock, self.tcap.lock:      # theirs can pass it on the way
+                    mate.send({"op": "snapshots", "isup": self.isup.snapshot(),
+                               "tcap": self.tcap.snapshot()})
+
+    def _yield_linkset(self) -> None:      # under the lock: both were active
+        ls, self.ls = self.ls, None
+        ls.links[self.slc] = None        # this unit's link lives on without it
+        if self.local is not None:
+            self.local.on_msu = self.local.on_state = None
+        ls.stop()
+        self.isup.attach(None)
+        self.tcap.attach(None)
+
+    def _become_active(self, why: str) -> None:
+        with self.lock:
+            if self.role == ACTIVE or self._stopped.is_set():
+                return
+            took_over = self.role == STANDBY
+            self.role = ACTIVE
+            t0 = time.monotonic()
+            self.ls = Linkset(self.name, self.opc, self.dpc, [Port(self.slc), Port(self.mate_slc)],
+                              lock=self.lock, proving_s=self.proving_s, on_message=self._deliver,
+                              log=self.log).start()
+            links = {self.slc: self.local} if self.local is not None else {}
+            if self.remote is not None:
+                self.remote._send = None      # the other unit is gone, or has not said so yet
+                if took_over:                 # what it last reported: changed over at once
+                    self.remote.fail(f"unit {self.mate_name} lost")
+                links[self.mate_slc] = self.remote
+            self.ls.adopt_links(links)
+            self.log(f"active: {why}")
+        self.isup.attach(self.ls.send)
+        self.tcap.attach(self.ls.send)
+        if took_over:
+            self.isup.take_over()        # first: its RELs are the old active's, sent again
+            self.isup.set_group_down(self.mate_name)
+            with self.lock:
+                self.takeovers.append({"t": time.time(), "why": why,
+                                       "seconds": round(time.monotonic() - t0, 4)})
+
+    def _mate_lost(self, mate: _Mate) -> None:
+        with self.lock:
+            if self.mate is not mate:
+                return
+            self.mate = None
+            role = self.role
+            if role == ACTIVE and self.remote is not None:
+                self.remote._send = None
+                self.remote.fail(f"unit {self.mate_name} lost")
+        self.log(f"unit {self.mate_name} lost ({role})")
+        if role == ACTIVE:
+            self.isup.set_group_down(self.mate_name)
+        elif role == STANDBY and not self._stopped.is_set():
+            self._become_active(f"unit {self.mate_name} lost")
+
+    def _deliver(self, m, slc: int) -> None:
+        self.isup.on_message(m, slc)
+        self.tcap.on_message(m, slc)
