@@ -144,7 +144,16 @@ def test_a_trunk_group_down_refuses_its_iams_and_releases_its_calls(pair):
     st = system.isup.status()
     assert st["groups_down"] == ["unit2"] and st["states"]["down"] == 8
     assert st["circuits"][12] == "down" and st["circuits"][1] == "idle"
-    pstn.isup.place_call("4930", cic=12)
+    # the far end got CGB for the 8 circuits and acknowledged it: it calls on unit1's only
+    wait_for(lambda: pstn.isup.status()["states"].get("blocked") == 8
+             and system.isup.counts["rx_CGBA"] == 1, 5, "8 blocked at the far end, acknowledged")
+    assert system.isup.counts["tx_CGB"] == 1
+    own = pstn.isup.place_call("4930")
+    assert own in range(1, 9)
+    established(pstn, system, own)
+    pstn.isup.release(own)
+    wait_for(lambda: pstn.isup.state(own) == "idle", 5, "released")
+    pstn.isup.place_call("4930", cic=12)                    # an IAM that crossed the CGB
     wait_for(lambda: pstn.ended(12), 5, "the IAM on a down circuit refused")
     refused = pstn.ended(12)[0]
     assert refused.cause == isup.CIRCUIT_NOT_AVAILABLE and refused.outcome == "unanswered"
@@ -154,6 +163,17 @@ def test_a_trunk_group_down_refuses_its_iams_and_releases_its_calls(pair):
     established(system, pstn, 3)
     system.isup.set_group_down("unit2", False)
     assert system.isup.place_call("4930") in range(9, 17)
+    wait_for(lambda: not pstn.isup.blocked and system.isup.counts["rx_CGUA"] == 1, 5,
+             "CGU unblocked them at the far end, acknowledged")
+    assert not pstn.isup.errors and not system.isup.errors
+
+
+def test_group_messages_round_trip_through_pycrate():
+    b = isup.encode_group(isup.MSG_CGB, 9, [9, 10, 12, 40])
+    assert isup.decode(b) == (isup.MSG_CGB, 9, {"cics": [9, 10, 12, 40]})
+    assert isup.group_ranges([1, 2, 40, 41, 33, 80]) == [(1, [1, 2]), (33, [33, 40, 41]), (80, [80])]
+    with pytest.raises(ValueError):
+        isup.encode_group(isup.MSG_CGU, 1, [1, 33])
 
 
 # -- switchover: the standby restores the snapshot on its own linkset endpoint ----------

@@ -329,7 +329,9 @@ def test_no_answer_to_coo_diverts_by_time_and_discards_the_unacknowledged(pair):
     ab.join(15)
     wait_for(lambda: len(b.got) >= n - co["discarded"], 10, "the rest delivered")
     got = [c for _, c, _ in b.cics()]
-    assert len(got) == len(set(got)) == n - co["discarded"]   # the discarded are the lost
+    # at most the discarded are lost: an acknowledgement still on the wire when the link
+    # was cut leaves A counting as discarded an MSU that B had (seen under load)
+    assert len(got) == len(set(got)) >= n - co["discarded"]
     for sls in range(16):
         seq = [c for c in got if c % 16 == sls]
         assert seq == sorted(seq)

@@ -13,10 +13,14 @@ What is simplified, and why it is enough here:
   ANM follows after `answer_after_s` (None: only when `answer()` is called).
 - T1 (REL repeated, Q.764 15-60 s) and T5 (then RSC, 5-15 min) are short and
   configurable; T7 (no ACM after the IAM, 20-30 s) releases with cause 102. T9 and the
-  other timers are not run. No continuity check, no blocking messages: a trunk group
-  marked down (the circuits of a failed unit) is only unavailable here; an IAM on it is
-  refused with REL cause 44 (requested circuit not available), and its busy calls are
-  released with cause 41 (temporary failure: their bearer is gone).
+  other timers are not run. No continuity check. A trunk group marked down (the
+  circuits of a failed unit): its busy calls are released with cause 41 (temporary
+  failure: their bearer is gone), and its circuits are blocked at the far end with
+  circuit group blocking (CGB, maintenance oriented, Q.764 2.8.2; CGU when the group is
+  up again), so the far end's new calls go on circuits that work; an IAM that crossed
+  the CGB is refused with REL cause 44 (requested circuit not available). Group
+  messages are acknowledged (CGBA, CGUA) but not repeated (no T18-T21), and single
+  circuit blocking (BLO) is not sent.
 - Dual seizure (Q.764 2.9.1.4): the point with the higher point code controls the even
   CICs, the other the odd ones. An IAM on a circuit where our IAM got no backward message
   yet: if we control the circuit the IAM is ignored, otherwise our call backs off (outcome
@@ -59,6 +63,9 @@ NORMAL_CLEARING, TEMPORARY_FAILURE, CIRCUIT_NOT_AVAILABLE, TIMER_EXPIRY = 16, 41
 T1_S, T5_S, T7_S = 0.5, 3.0, 10.0
 
 MSG_IAM, MSG_ACM, MSG_ANM, MSG_REL, MSG_RLC, MSG_RSC = 1, 6, 9, 12, 16, 18
+MSG_CGB, MSG_CGU, MSG_CGBA, MSG_CGUA = 24, 25, 26, 27
+GROUP_MESSAGES = {MSG_CGB: "CGB", MSG_CGU: "CGU", MSG_CGBA: "CGBA", MSG_CGUA: "CGUA"}
+MAX_RANGE = 32                # circuits one group message covers (Q.763 3.43: range 1..31)
 
 
 @dataclass
@@ -115,6 +122,31 @@ def encode(kind: int, cic: int) -> bytes:
     return cls(val={"CIC": cic}).to_bytes()
 
 
+def encode_group(kind: int, first: int, cics: Iterable[int]) -> bytes:
+    """CGB/CGU (or their acks) for circuits first..first+31: the range and the status bits
+    (bit i: circuit first+i), maintenance oriented."""
+    cics = sorted(cics)
+    n = cics[-1] - first + 1
+    if cics[0] < first or n > MAX_RANGE:
+        raise ValueError(f"CICs {cics} out of one range from {first}")
+    bits = sum(1 << (c - first) for c in cics)
+    cls = {MSG_CGB: P.CircuitGroupBlocking, MSG_CGU: P.CircuitGroupUnblocking,
+           MSG_CGBA: P.CircuitGroupBlockingAck, MSG_CGUA: P.CircuitGroupUnblockingAck}[kind]
+    return cls(val={"CIC": first, "CircuitGroupSupervis": {"Value": 0}, "RangeStatus": {
+        "RangeStatus": {"Range": n - 1, "Status": bits.to_bytes((n + 7) // 8, "little")}}}).to_bytes()
+
+
+def group_ranges(cics: Iterable[int]) -> list[tuple[int, list[int]]]:
+    """Sorted CICs cut into (first, cics) pieces that one group message each covers."""
+    out: list[tuple[int, list[int]]] = []
+    for c in sorted(cics):
+        if out and c - out[-1][0] < MAX_RANGE:
+            out[-1][1].append(c)
+        else:
+            out.append((c, [c]))
+    return out
+
+
 def decode(sif: bytes) -> tuple[int, int, dict]:
     """(message type, CIC, fields) of an ISUP message; ValueError if pycrate cannot parse it."""
     msg, err = P.parse_ISUP(sif)
@@ -129,6 +161,11 @@ def decode(sif: bytes) -> tuple[int, int, dict]:
     elif kind == MSG_REL:
         ci = msg["CauseInd"]["CauseInd"]
         fields["cause"] = (ci["Class"].get_val() << 4) | ci["Cause"].get_val()
+    elif kind in GROUP_MESSAGES:
+        rs = msg["RangeStatus"]["RangeStatus"]
+        n = rs["Range"].get_val() + 1
+        bits = int.from_bytes(rs["Status"].get_val() or b"", "little")
+        fields["cics"] = [cic + i for i in range(n) if bits >> i & 1]
     return kind, cic, fields
 
 
@@ -153,6 +190,7 @@ class Isup:
                     raise ValueError(f"CIC {cic} in two trunk groups")
                 self.circuits[cic] = Circuit(cic, g)
         self.down: set[str] = set()
+        self.blocked: set[int] = set()         # circuits the far end blocked (CGB)
         self.ended: list[Call] = []
         self.counts: Counter = Counter()       # messages by name, tx_/rx_
         self.errors: Counter = Counter()
@@ -187,8 +225,8 @@ class Isup:
         None when no circuit is free."""
         with self.lock:
             if cic is None:
-                free = [c for c in self.circuits.values()
-                        if c.state == IDLE and c.group not in self.down]
+                free = [c for c in self.circuits.values() if c.state == IDLE
+                        and c.group not in self.down and c.cic not in self.blocked]
                 free.sort(key=lambda c: (not self.controls(c.cic), c.cic))
                 if not free:
                     self.counts["no circuit"] += 1
@@ -226,17 +264,25 @@ class Isup:
         with self.lock:
             if group not in {c.group for c in self.circuits.values()}:
                 raise ValueError(f"no trunk group {group!r}")
+            cics = [c.cic for c in self.circuits.values() if c.group == group]
             if not down:
-                self.down.discard(group)
+                if group in self.down:
+                    self.down.discard(group)
+                    self._send_group(MSG_CGU, cics)
                 return
-            self.down.add(group)
-            for c in self.circuits.values():
-                if c.group == group and c.state in BUSY:
-                    self._send_rel(c, TEMPORARY_FAILURE)
+            if group not in self.down:
+                self.down.add(group)
+                for cic in cics:
+                    if self.circuits[cic].state in BUSY:
+                        self._send_rel(self.circuits[cic], TEMPORARY_FAILURE)
+                # the far end blocks them too: its new calls go on the circuits that work
+                self._send_group(MSG_CGB, cics)
 
     def status_of(self, c: Circuit) -> str:
         if c.group in self.down:
             return "down" if c.state == IDLE else f"{c.state} (down)"
+        if c.cic in self.blocked:
+            return "blocked" if c.state == IDLE else f"{c.state} (blocked)"
         return c.state
 
     def status(self) -> dict:
@@ -264,11 +310,16 @@ class Isup:
     def snapshot(self) -> dict:
         with self.lock:
             return {"opc": self.opc, "dpc": self.dpc, "groups_down": sorted(self.down),
+                    "blocked": sorted(self.blocked),
                     "circuits": [circuit_dict(c) for c in self.circuits.values()]}
 
     def apply(self, d: dict) -> None:
-        """One circuit's dict (from a snapshot or `on_update`) loaded; no timer started."""
+        """One circuit's dict (from a snapshot or `on_update`) loaded; no timer started.
+        {"blocked": [...]}: the circuits the far end blocks."""
         with self.lock:
+            if "blocked" in d:
+                self.blocked = set(d["blocked"])
+                return
             c = self.circuits.get(d["cic"])
             if c is None:
                 self.errors["replicated CIC unknown here"] += 1
@@ -283,6 +334,7 @@ class Isup:
             raise ValueError("snapshot of another signalling relation")
         with self.lock:
             self.down = set(snap["groups_down"])
+            self.blocked = set(snap.get("blocked", ()))
             for d in snap["circuits"]:
                 self.apply(d)
             if take_over:
@@ -308,18 +360,30 @@ class Isup:
 
     # -- received messages --------------------------------------------------------------
 
-    def on_message(self, m: Msu, slc: int) -> None:
-        """mtp3.Linkset's on_message (called under the linkset's lock: only queued)."""
+    def on_message(self, m: Msu, slc: int, replayed: bool = False) -> None:
+        """mtp3.Linkset's on_message (called under the linkset's lock: only queued).
+        `replayed`: a message a lost active may have handled already (spread.py hands
+        them over at a takeover): one that does not fit its circuit's state is dropped
+        without an answer, where a fresh one would be answered or counted as an error
+        (a REL handled twice sent a second RLC onto a circuit the far end had seized
+        again)."""
         if m.si == SI_ISUP:
-            self._inbox.put(m)
+            self._inbox.put((m, replayed))
 
     def _work(self) -> None:
-        while (m := self._inbox.get()) is not None:
+        while (item := self._inbox.get()) is not None:
             with self.lock:
                 if not self._stopped:
-                    self._handle(m)
+                    self._handle(*item)
 
-    def _handle(self, m: Msu) -> None:
+    def _handled_already(self, kind: int, c: Circuit) -> bool:
+        fits = {MSG_IAM: (IDLE,), MSG_ACM: (OUTGOING,), MSG_ANM: (OUTGOING, ALERTING),
+                MSG_RLC: (RELEASING, RESETTING)}.get(kind)
+        if kind == MSG_REL:
+            return c.state == IDLE
+        return fits is not None and c.state not in fits
+
+    def _handle(self, m: Msu, replayed: bool = False) -> None:
         if m.opc != self.dpc:
             self.errors["ISUP from another point code"] += 1
             return
@@ -329,11 +393,17 @@ class Isup:
             self.errors["undecodable ISUP"] += 1
             return
         name = {MSG_IAM: "IAM", MSG_ACM: "ACM", MSG_ANM: "ANM", MSG_REL: "REL",
-                MSG_RLC: "RLC", MSG_RSC: "RSC"}.get(kind)
+                MSG_RLC: "RLC", MSG_RSC: "RSC", **GROUP_MESSAGES}.get(kind)
         self.counts[f"rx_{name or kind}"] += 1
+        if kind in GROUP_MESSAGES:
+            self._rx_group(kind, cic, f["cics"])
+            return
         c = self.circuits.get(cic)
         if c is None:
             self.errors["unequipped CIC"] += 1
+            return
+        if replayed and self._handled_already(kind, c):
+            self.counts["replayed, handled already"] += 1
             return
         handler = {MSG_IAM: self._rx_iam, MSG_ACM: self._rx_acm, MSG_ANM: self._rx_anm,
                    MSG_REL: self._rx_rel, MSG_RLC: self._rx_rlc, MSG_RSC: self._rx_rsc}.get(kind)
@@ -415,7 +485,30 @@ class Isup:
             c.call.outcome = c.call.outcome or "reset"
         self._finish(c)
 
+    def _rx_group(self, kind: int, first: int, cics: list[int]) -> None:
+        """The far end blocks (CGB) or unblocks (CGU) circuits: no new call of ours goes
+        on a blocked one, a call on it goes on (maintenance oriented); acknowledged with
+        the same range and status. Its acknowledgements of ours only count."""
+        if kind in (MSG_CGBA, MSG_CGUA):
+            return
+        ours = [c for c in cics if c in self.circuits]
+        if len(ours) != len(cics):
+            self.errors["group message names unequipped CICs"] += 1
+        if kind == MSG_CGB:
+            self.blocked.update(ours)
+        else:
+            self.blocked.difference_update(ours)
+        if cics:
+            ack = MSG_CGBA if kind == MSG_CGB else MSG_CGUA
+            self._send(first, encode_group(ack, first, cics), GROUP_MESSAGES[ack])
+        if self.on_update:
+            self.on_update({"blocked": sorted(self.blocked)})
+
     # -- under the lock -----------------------------------------------------------------
+
+    def _send_group(self, kind: int, cics: list[int]) -> None:
+        for first, piece in group_ranges(cics):
+            self._send(first, encode_group(kind, first, piece), GROUP_MESSAGES[kind])
 
     def _send(self, cic: int, sif: bytes, name: str) -> None:
         self.counts[f"tx_{name}"] += 1

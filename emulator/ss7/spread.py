@@ -31,11 +31,18 @@ Which node is active when both start: the one already active, else the preferred
 (`preferred=True`), else the lower name. A node that hears no other unit within
 ALONE_AFTER_S goes active alone.
 
+The standby's own link goes on accepting the far end's MSUs for the active; each one is
+kept until the active confirms it (rx_done). At a takeover the unconfirmed ones are
+replayed to ISUP and TCAP, which drop a replayed message that their state shows handled
+already (a REL for an idle circuit gets no second RLC): nothing the far end sent on the
+surviving link is lost while the loss is being detected (DEAD_S when a unit is powered
+off and no FIN comes).
+
 What is not covered: the mate connection is one TCP connection; cut while both units
 live, the standby takes over and two nodes run MTP3 (the far end then sees two
-changeover orders). An MSU the active's unit accepted in its last milliseconds and had
-not reported yet is acknowledged to the far end and lost (ISUP's timers recover the
-call's state); a real unit would report before acknowledging.
+changeover orders). An MSU the active's own link accepted in its last milliseconds, not
+yet handled, is acknowledged to the far end and lost (ISUP's timers recover the call's
+state).
 
 Locks: one lock per node is its links' and its linkset's (mtp3.Linkset(lock=...)). ISUP
 and TCAP take their own lock first and then the linkset's (they send while holding
@@ -43,8 +50,12 @@ theirs), so nothing here calls into them while holding the node's lock.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import queue
+import signal
+import sys
 import socket
 import threading
 import time
@@ -56,7 +67,8 @@ from emulator.tmedia.log import log as log_line
 
 from . import m2pa
 from .isup import Isup
-from .mtp3 import Linkset, Port
+from .mtp3 import Linkset, Mtp3Error, Port, decode_msu
+from .peer import cic_ranges, point_code, positive
 from .tcap import Tcap
 
 BEAT_S, DEAD_S = 0.1, 0.5
@@ -296,6 +308,7 @@ class Node:
         self.ls: Optional[Linkset] = None
         self.mate: Optional[_Mate] = None
         self._gen = 0
+        self._unconfirmed: deque = deque()      # (gen, fsn, msu hex) accepted while standby
         self.takeovers: list[dict] = []
         self.isup = Isup(name, opc, dpc, groups, on_update=partial(self._replicate, "isup"),
                          **(isup_kw or {}))
@@ -386,6 +399,9 @@ class Node:
                 link.start()
 
     def _report(self, gen: int, ev: dict) -> None:     # under the lock
+        if ev["ev"] == "rx" and self.role != ACTIVE:
+            # kept until the active says it has it: a takeover delivers the rest
+            self._unconfirmed.append((gen, ev["fsn"], ev["msu"]))
         if self.mate is not None:
             self.mate.send({"op": "report", "gen": gen, **ev})
 
@@ -451,6 +467,13 @@ class Node:
                 if self.remote is None or self.remote.gen != msg["gen"]:
                     self._new_remote(msg["gen"], None)
                 self.remote.on_report(msg)
+                if msg["ev"] == "rx" and self.role == ACTIVE and self.mate is not None:
+                    self.mate.send({"op": "rx_done", "gen": msg["gen"], "fsn": msg["fsn"]})
+        elif op == "rx_done":
+            with self.lock:
+                while self._unconfirmed and (self._unconfirmed[0][0], self._unconfirmed[0][1]) \
+                        <= (msg["gen"], msg["fsn"]):
+                    self._unconfirmed.popleft()
         elif op == "send":
             with self.lock:
                 if self.local is not None and self.local.state == m2pa.IN_SERVICE:
@@ -491,6 +514,7 @@ class Node:
                 if self.role == ACTIVE:
                     self._yield_linkset()
                 self.role = STANDBY
+                self._unconfirmed.clear()     # from before: never reported, not the active's
                 self.log(f"standby of {hello['name']}")
             self._new_remote(hello["gen"], hello["link"])
         if active:
@@ -528,6 +552,20 @@ class Node:
                     self.remote.fail(f"unit {self.mate_name} lost")
                 links[self.mate_slc] = self.remote
             self.ls.adopt_links(links)
+            # what this unit's link accepted while standby and the active never confirmed
+            # (it was lost before it had them): delivered now, in order
+            late = [bytes.fromhex(m) for g, _, m in self._unconfirmed
+                    if self.local is not None and g == self._gen]
+            self._unconfirmed.clear()
+            for msu in late:     # the lost active may have had some: replayed
+                try:
+                    m = decode_msu(msu)
+                except Mtp3Error:
+                    continue
+                if m.dpc == self.opc:
+                    self._deliver(m, self.slc, replayed=True)
+            if late:
+                self.log(f"{len(late)} MSUs accepted while standby replayed at the takeover")
             self.log(f"active: {why}")
         self.isup.attach(self.ls.send)
         self.tcap.attach(self.ls.send)
@@ -553,6 +591,109 @@ class Node:
         elif role == STANDBY and not self._stopped.is_set():
             self._become_active(f"unit {self.mate_name} lost")
 
-    def _deliver(self, m, slc: int) -> None:
-        self.isup.on_message(m, slc)
-        self.tcap.on_message(m, slc)
+    def _deliver(self, m, slc: int, replayed: bool = False) -> None:
+        self.isup.on_message(m, slc, replayed)
+        self.tcap.on_message(m, slc, replayed)
+
+
+# -- python -m emulator.ss7.spread: one unit's node ----------------------------------------
+
+EXAMPLE = """example: tmedia-1 (preferred) and tmedia-2, the far end connecting to both links:
+  python -m emulator.ss7.spread --name tmedia-1 --mate tmedia-2 --opc 1001 --dpc 2002 \\
+      --slc 0 --link-listen 10.0.3.21:3565 --mate-listen 10.0.1.21:3566 \\
+      --groups tmedia-1=1-30,tmedia-2=31-60 --preferred --status /run/ss7.json
+  python -m emulator.ss7.spread --name tmedia-2 --mate tmedia-1 --opc 1001 --dpc 2002 \\
+      --slc 1 --link-listen 10.0.3.22:3565 --mate-connect 10.0.1.21:3566 \\
+      --groups tmedia-1=1-30,tmedia-2=31-60 --status /run/ss7.json"""
+
+
+def address(s: str) -> tuple[str, int]:
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{s!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def groups(s: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for part in _split_groups(s):
+        name, sep, ranges = part.partition("=")
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected UNIT=CIC-RANGES")
+        out[name] = cic_ranges(ranges)
+    seen = [c for cics in out.values() for c in cics]
+    if len(seen) != len(set(seen)):
+        raise argparse.ArgumentTypeError(f"{s!r}: a CIC in two trunk groups")
+    return out
+
+
+def _split_groups(s: str) -> list[str]:
+    """"a=1-3,5,b=6-9" -> ["a=1-3,5", "b=6-9"]: a comma before NAME= starts a group."""
+    parts: list[str] = []
+    for item in s.split(","):
+        if "=" in item or not parts:
+            parts.append(item)
+        else:
+            parts[-1] += "," + item
+    return parts
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m emulator.ss7.spread",
+        description="This unit's part of the system's SS7 signalling point: its own M2PA "
+                    "link to the far end, and MTP3, ISUP and TCAP active or standby with the "
+                    "other unit (see the module's docstring). Without a SIP side yet, the "
+                    "active answers the far end's IAMs after --answer-delay.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True, help="this unit, e.g. tmedia-1")
+    p.add_argument("--mate", required=True, help="the other unit")
+    p.add_argument("--opc", type=point_code, required=True, help="the system's point code")
+    p.add_argument("--dpc", type=point_code, required=True, help="the far end's point code")
+    p.add_argument("--slc", type=int, choices=(0, 1), required=True,
+                   help="this unit's link code; the other unit's is the other one")
+    p.add_argument("--link-listen", type=address, required=True, metavar="HOST:PORT",
+                   help="where the far end connects this unit's link")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mate-listen", type=address, metavar="HOST:PORT")
+    g.add_argument("--mate-connect", type=address, metavar="HOST:PORT")
+    p.add_argument("--groups", type=groups, required=True, metavar="UNIT=CICS,...",
+                   help="ISUP trunk groups by unit, e.g. tmedia-1=1-30,tmedia-2=31-60")
+    p.add_argument("--preferred", action="store_true", help="active when both start")
+    p.add_argument("--proving", type=positive(float), default=m2pa.PROVING_S, metavar="S")
+    p.add_argument("--answer-delay", type=positive(float), default=0.1, metavar="S",
+                   help="ANM S s after the ACM of the far end's call (default 0.1)")
+    p.add_argument("--status", metavar="FILE",
+                   help="the node's status as JSON, rewritten every 0.5 s")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    a = parser().parse_args(argv)
+    if {a.name, a.mate} - set(a.groups):
+        parser().error(f"--groups: a trunk group for each of {a.name} and {a.mate}")
+    try:
+        node = Node(a.name, a.mate, a.opc, a.dpc, slc=a.slc, mate_slc=1 - a.slc,
+                    link_listen=a.link_listen, groups=a.groups, preferred=a.preferred,
+                    mate_listen=a.mate_listen, mate_connect=a.mate_connect,
+                    proving_s=a.proving, isup_kw={"answer_after_s": a.answer_delay},
+                    tcap_kw={"first_tid": 0x1000 if a.slc == 0 else 0x100000})
+    except OSError as e:
+        print(f"ss7-{a.name}: cannot listen: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node.start()
+    while not stop.wait(0.5):
+        if a.status:
+            tmp = f"{a.status}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(node.status(), f, default=str)
+            os.replace(tmp, a.status)
+    node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

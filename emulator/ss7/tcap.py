@@ -191,16 +191,18 @@ class Tcap:
 
     # -- received -----------------------------------------------------------------------
 
-    def on_message(self, m: Msu, slc: int) -> None:
+    def on_message(self, m: Msu, slc: int, replayed: bool = False) -> None:
+        """`replayed`: as isup.Isup.on_message; a Begin whose dialogue exists, or a
+        Continue or End for none, is dropped without an answer."""
         if m.si == SI_SCCP:
-            self._inbox.put(m)
+            self._inbox.put((m, replayed))
 
     def _work(self) -> None:
-        while (m := self._inbox.get()) is not None:
+        while (item := self._inbox.get()) is not None:
             with self.lock:
-                self._handle(m)
+                self._handle(*item)
 
-    def _handle(self, m: Msu) -> None:
+    def _handle(self, m: Msu, replayed: bool = False) -> None:
         try:
             called, _calling, data = decode_udt(m.sif)
             kind, body = decode_tcap(data)
@@ -215,6 +217,12 @@ class Tcap:
         ros = [c[1] for c in comps if c[0] == "basicROS"]
         invokes = [v["invokeId"][1] for k, v in ros if k == "invoke"]
         results = sum(1 for k, _ in ros if k == "returnResult")
+        if replayed and (
+                any(d.peer_tid == int.from_bytes(body["otid"], "big") for d in self.dialogues.values())
+                if kind == "begin" else
+                kind in ("continue", "end") and int.from_bytes(body["dtid"], "big") not in self.dialogues):
+            self.counts["replayed, handled already"] += 1
+            return
         if kind == "begin":
             d = Dialogue(self._new_tid(), "responder", ACTIVE,
                          peer_tid=int.from_bytes(body["otid"], "big"), t_begin=time.time())
