@@ -30,7 +30,8 @@ AGENTS = ("sipp-uac", "sipp-uas")                 # the SIPp agents (callers, fa
 DB_HOSTS = ("db-a", "db-b")                       # the external-db variant's database hosts
 # VARIANT (TB_VARIANT): compose overlays laid over testbed.yml. external-db: the seed's
 # two external database hosts (db-a main, db-b backup); the Toolpack hosts run no MariaDB.
-VARIANTS = {"": (), "external-db": ("external-db.yml",)}
+# ss7: the units' SS7 nodes and the ss7-peer far end (compose/ss7.yml).
+VARIANTS = {"": (), "external-db": ("external-db.yml",), "ss7": ("ss7.yml",)}
 
 
 def image_tag() -> str:
@@ -40,7 +41,7 @@ def image_tag() -> str:
 
 
 OCTET = {"host-a": 11, "host-b": 12, "db-a": 13, "db-b": 14, "tmedia-1": 21, "tmedia-2": 22, "tmedia-3": 23,
-         "sipp-uac": 31, "sipp-uas": 32, "sipp-uas-2": 33}   # -2: the far end's second address
+         "sipp-uac": 31, "sipp-uas": 32, "sipp-uas-2": 33, "ss7-peer": 41}   # -2: the far end's second address
 # the OAM's database view must be this fresh to count (its cache refreshes when asked,
 # in about a connect timeout); health() asks again for up to DB_VIEW_DEADLINE_S
 DB_VIEW_SLACK_S = 0.5

@@ -243,14 +243,14 @@ def test_both_links_align_and_prove_before_carrying_traffic(pair):
 
 def test_load_is_shared_by_sls_one_link_each(pair):
     a, b, _ = pair
-    assert [a.ls.route[s] for s in range(16)] == [s % 2 for s in range(16)]
+    assert [a.ls.route[s] for s in range(16)] == [s // 8 for s in range(16)]
     before = {slc: v["traffic_tx"] for slc, v in a.ls.status()["links"].items()}
     for cic in range(16 * 20):
         sif = ISUP.ResetCircuit(val={"CIC": cic}).to_bytes()
         a.ls.send(SI_ISUP, mtp3.isup_sls(sif), sif)
     wait_for(lambda: len(b.got) == 320, 10, "320 MSUs at B")
     got = check_once_in_order(b, range(320))
-    assert all(slc == sls % 2 for sls, _, slc in got)        # each SLS on its home link
+    assert all(slc == sls // 8 for sls, _, slc in got)       # each SLS on its home link
     st = a.ls.status()["links"]
     assert [st[s]["traffic_tx"] - before[s] for s in (0, 1)] == [160, 160]
     assert [b.ls.status()["links"][s]["traffic_rx"] for s in (0, 1)] == [160, 160]
@@ -284,7 +284,7 @@ def test_changeover_retrieves_the_msus_in_flight_none_lost_none_twice(pair):
     check_once_in_order(a, range(2000, 2400))
     co_a, co_b = a.ls.changeovers[0], b.ls.changeovers[0]
     assert co_a["slc"] == co_b["slc"] == 0 and co_a["via"] == co_b["via"] == 1
-    assert co_a["sls"] == list(range(0, 16, 2))
+    assert co_a["sls"] == list(range(0, 8))               # link 0's block of SLSs
     # COO and COA about link 0 went on link 1's wire
     wire = [m for m in taps[1].snm_messages() if m[2] == 0]
     assert {"COO", "COA"} <= {name for _, name, _, _ in wire}, wire
@@ -359,9 +359,9 @@ def test_changeback_when_the_link_returns_and_traffic_shares_again(pair):
     got = check_once_in_order(b, range(n))
     after = got[back_at:]
     assert {slc for _, _, slc in after} == {0, 1}             # both links carry again
-    assert all(slc == sls % 2 for sls, _, slc in after)       # each SLS on its home again
+    assert all(slc == sls // 8 for sls, _, slc in after)      # each SLS on its home again
     cb = [c for c in a.ls.changebacks if c["slc"] == 0][-1]
-    assert cb["from"] == 1 and cb["by"] == "CBA" and cb["sls"] == list(range(0, 16, 2))
+    assert cb["from"] == 1 and cb["by"] == "CBA" and cb["sls"] == list(range(0, 8))
     # A's CBD went on link 1 behind the diverted traffic, B's CBA came back, with its code
     wire = Counter(taps[1].snm_messages()) - Counter(startup)
     assert wire[("to_b", "CBD", 0, cb["code"])] == wire[("to_a", "CBA", 0, cb["code"])] == 1, wire

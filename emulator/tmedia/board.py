@@ -54,6 +54,7 @@ from .monitor import AppWatch, Watchdog
 from ..priority import normal
 from .port_probe import PortProbe
 from .ports import PORTS, Bond, VirtualPorts, carrier, peer_on, unit_mac
+from .ss7_app import Ss7Config, Ss7Process
 
 REBOOT_EXIT = 75
 LOOP_S = 0.01          # link check period: a port failover starts within 10 ms
@@ -168,6 +169,7 @@ class Board:
             raise SystemExit(f"tmedia: bad configuration: TMEDIA_HOT_STACKS={hot!r} is not a count")
         self.hot = HotSpare(normal([sys.executable, "-m", "emulator.tmedia.unit"]), self.env,
                             int(hot), log=self.log)
+        self.ss7 = Ss7Process(Ss7Config.from_env(env), self.log)   # nothing unless configured
         self.stop = threading.Event()
 
     # --- boot record (survives reboots: the container's own filesystem) --------------
@@ -204,6 +206,7 @@ class Board:
                 app.proc.kill()
             except (OSError, AttributeError):
                 pass
+        self.ss7.stop(kill=True)
         os._exit(REBOOT_EXIT)
 
     # --- what the control agent asks --------------------------------------------------
@@ -231,7 +234,8 @@ class Board:
                 if self.bond else None,
                 "boots": self.boot["boots"], "last_reboot": last,
                 "watchdog": self.watchdog.status(),
-                "app": apps[0] if apps else None, "hot_spare": self.hot.status()}
+                "app": apps[0] if apps else None, "hot_spare": self.hot.status(),
+                "ss7": self.ss7.status()}
 
     # --- the SIP applications ---------------------------------------------------------
     def _start_apps(self, unit: str, address: str, vlans: tuple) -> None:
@@ -263,6 +267,7 @@ class Board:
         self.apps = apps
 
     def _stop_apps(self) -> None:
+        self.ss7.stop()
         apps, self.apps = self.apps, []
         for app in apps:
             app.proc.terminate()           # hangs up its calls (BYE) and exits
@@ -288,6 +293,7 @@ class Board:
         self.assumed_at = time.time() if unit else None
         if unit:
             self._start_apps(unit, address, vlans)
+            self.ss7.start(unit)
 
     def _link(self, port: str) -> bool:
         """A port is up with carrier and, when probing, answering its ARP probes."""
@@ -348,6 +354,8 @@ class Board:
                     self.reboot(f"{verdict} [{app.stack}]")
             if self.watchdog.expired():
                 self.reboot(f"watchdog: no host polled for {self.watchdog.timeout:g} s")
+            if tick:
+                self.ss7.check()
             time.sleep(LOOP_S)
         self.log("stopping")
         self.hot.close()

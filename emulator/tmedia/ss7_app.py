@@ -1,0 +1,145 @@
+"""The unit's SS7 process: `python -m emulator.ss7.spread` for the unit a board serves,
+when the configuration names that unit among the SS7 units (the board starts it with
+the SIP applications, stops it with them, and starts it again if it dies, as the unit's
+on-board monitor would). Unset, nothing runs: the default testbed has no SS7.
+
+Environment (the board's):
+  TMEDIA_SS7_UNITS      "tmedia-1=IP,tmedia-2=IP": the units that end the linkset's links,
+                        in link order (SLC 0, 1), with the VoIP address each one's link
+                        and mate connection use; the first is preferred as the active
+  TMEDIA_SS7_PC         "OWN:FAR": the system's and the far end's point codes (1001:2002)
+  TMEDIA_SS7_GROUPS     ISUP trunk groups by unit, "tmedia-1=1-30,tmedia-2=31-60"
+  TMEDIA_SS7_PORT       the link's TCP port on the unit's address (3565)
+  TMEDIA_SS7_MATE_PORT  the mate connection's port, on the first unit's address (3566)
+  TMEDIA_SS7_STATUS     where the node writes its status (/tmp/tmedia-ss7.json)
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from ..priority import normal
+
+
+@dataclass(frozen=True)
+class Ss7Config:
+    units: tuple[tuple[str, str], ...]      # (unit, address) in link order
+    opc: int
+    dpc: int
+    groups: str
+    port: int
+    mate_port: int
+    status_path: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Optional["Ss7Config"]:
+        raw = env.get("TMEDIA_SS7_UNITS", "").strip()
+        if not raw:
+            return None
+
+        def bad(name, why):
+            return SystemExit(f"tmedia: bad configuration: {name}={env.get(name, '')!r}: {why}")
+        units = []
+        for part in raw.split(","):
+            unit, _, ip = part.partition("=")
+            try:
+                ipaddress.IPv4Address(ip.strip())
+            except ValueError:
+                raise bad("TMEDIA_SS7_UNITS", "expected UNIT=IPv4,UNIT=IPv4") from None
+            units.append((unit.strip(), ip.strip()))
+        if len(units) != 2 or units[0][0] == units[1][0]:
+            raise bad("TMEDIA_SS7_UNITS", "two units, one link each")
+        own, _, far = env.get("TMEDIA_SS7_PC", "1001:2002").partition(":")
+        if not (own.isdigit() and far.isdigit() and int(own) < 1 << 14 and int(far) < 1 << 14):
+            raise bad("TMEDIA_SS7_PC", "expected OWN:FAR, 14-bit point codes")
+        groups = env.get("TMEDIA_SS7_GROUPS", "").strip()
+        if not all(f"{u}=" in groups for u, _ in units):
+            raise bad("TMEDIA_SS7_GROUPS", "a trunk group for each SS7 unit")
+        ports = []
+        for name, default in (("TMEDIA_SS7_PORT", "3565"), ("TMEDIA_SS7_MATE_PORT", "3566")):
+            v = env.get(name, "").strip() or default
+            if not v.isdigit() or not 0 < int(v) < 65536:
+                raise bad(name, "not a port")
+            ports.append(int(v))
+        return cls(tuple(units), int(own), int(far), groups, *ports,
+                   env.get("TMEDIA_SS7_STATUS", "/tmp/tmedia-ss7.json"))
+
+    def argv(self, unit: str) -> Optional[list[str]]:
+        """The node's command line for `unit`, None when it ends no link."""
+        names = [u for u, _ in self.units]
+        if unit not in names:
+            return None
+        slc = names.index(unit)
+        ip, first_ip = self.units[slc][1], self.units[0][1]
+        mate = ["--mate-listen", f"{ip}:{self.mate_port}"] if slc == 0 else \
+            ["--mate-connect", f"{first_ip}:{self.mate_port}"]
+        return [sys.executable, "-m", "emulator.ss7.spread", "--name", unit,
+                "--mate", names[1 - slc], "--opc", str(self.opc), "--dpc", str(self.dpc),
+                "--slc", str(slc), "--link-listen", f"{ip}:{self.port}", *mate,
+                "--groups", self.groups, *(["--preferred"] if slc == 0 else []),
+                "--status", self.status_path]
+
+
+class Ss7Process:
+    def __init__(self, cfg: Optional[Ss7Config], log: Callable[[str], None]):
+        self.cfg, self.log = cfg, log
+        self.unit: Optional[str] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.starts = 0
+        self.started_at = 0.0
+
+    def start(self, unit: str) -> None:
+        argv = self.cfg.argv(unit) if self.cfg else None
+        if argv is None:
+            return
+        self.unit = unit
+        try:
+            os.remove(self.cfg.status_path)      # an earlier node's: not this one's
+        except OSError:
+            pass
+        self.proc = subprocess.Popen(normal(argv))
+        self.starts += 1
+        self.started_at = time.monotonic()
+        self.log(f"SS7 node of {unit} started (pid {self.proc.pid})")
+
+    RESTART_S = 1.0
+
+    def check(self) -> None:
+        """Started again when it died (the on-board monitor's restart), at most once a
+        RESTART_S (a node that cannot start is not started in a loop)."""
+        if self.proc is not None and self.proc.poll() is not None \
+                and time.monotonic() - self.started_at >= self.RESTART_S:
+            self.log(f"SS7 node of {self.unit} exited ({self.proc.returncode}): started again")
+            self.start(self.unit)
+
+    def stop(self, kill: bool = False) -> None:
+        proc, self.proc, self.unit = self.proc, None, None
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.log(f"SS7 node stopped (exit status {proc.returncode})")
+
+    def status(self) -> Optional[dict]:
+        if self.cfg is None or self.proc is None:
+            return None
+        try:
+            with open(self.cfg.status_path) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            st = {}
+        return {"pid": self.proc.pid, "running": self.proc.poll() is None,
+                "starts": self.starts, **st}

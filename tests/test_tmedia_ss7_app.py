@@ -1,0 +1,37 @@
+"""The board's SS7 process configuration (emulator/tmedia/ss7_app.py): which unit ends
+which link, who listens for the mate connection, and clear errors for a bad setting."""
+import pytest
+
+from emulator.ss7.spread import parser
+from emulator.tmedia.ss7_app import Ss7Config
+
+ENV = {"TMEDIA_SS7_UNITS": "tmedia-1=10.0.3.21,tmedia-2=10.0.3.22",
+       "TMEDIA_SS7_PC": "1001:2002", "TMEDIA_SS7_GROUPS": "tmedia-1=1-30,tmedia-2=31-60"}
+
+
+def test_unset_means_no_ss7():
+    assert Ss7Config.from_env({}) is None
+
+
+def test_each_unit_ends_its_link_the_first_listens_for_the_mate_and_is_preferred():
+    cfg = Ss7Config.from_env(ENV)
+    one, two = (parser().parse_args(cfg.argv(u)[3:]) for u in ("tmedia-1", "tmedia-2"))
+    assert (one.slc, one.link_listen, one.mate_listen, one.preferred) == \
+        (0, ("10.0.3.21", 3565), ("10.0.3.21", 3566), True)
+    assert (two.slc, two.link_listen, two.mate_connect, two.preferred) == \
+        (1, ("10.0.3.22", 3565), ("10.0.3.21", 3566), False)
+    assert one.groups == two.groups == {"tmedia-1": list(range(1, 31)), "tmedia-2": list(range(31, 61))}
+    assert (one.opc, one.dpc, one.mate) == (1001, 2002, "tmedia-2")
+    assert cfg.argv("tmedia-3") is None                 # the spare serving nothing of SS7
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("TMEDIA_SS7_UNITS", "tmedia-1=10.0.3.21", "two units"),
+    ("TMEDIA_SS7_UNITS", "tmedia-1=nowhere,tmedia-2=10.0.3.22", "UNIT=IPv4"),
+    ("TMEDIA_SS7_PC", "1001", "OWN:FAR"),
+    ("TMEDIA_SS7_PC", "1001:99999", "14-bit"),
+    ("TMEDIA_SS7_GROUPS", "tmedia-1=1-30", "trunk group for each"),
+    ("TMEDIA_SS7_PORT", "0", "not a port")])
+def test_a_bad_setting_is_named(key, value, says):
+    with pytest.raises(SystemExit, match=f"{key}=.*{says}"):
+        Ss7Config.from_env({**ENV, key: value})

@@ -1,0 +1,132 @@
+"""The ss7 variant on its testbed (compose/ss7.yml): tmedia-1 and tmedia-2 each end one
+M2PA link of the linkset to ss7-peer, their boards run the units' SS7 nodes, and the
+far-end tool runs in the ss7-peer container as SIPp runs in the agents. Collected only
+in a run of that variant (conftest.py):
+
+    make testbed-up VARIANT=ss7 PROJECT=tbss7
+    TB_VARIANT=ss7 TB_PROJECT=tbss7 .venv/bin/python -m pytest tests/variants
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from emulator.ss7 import isup
+from harness.faults import UnitPowerOff, unit_status, wait_for
+from harness.faults._units import board_of
+from harness.testbed import TestbedError
+
+PC_SYS, PC_FAR = 1001, 2002
+GROUP = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}
+
+
+@pytest.fixture(autouse=True)
+def _variant(testbed):
+    assert testbed.variant == "ss7", f"not the ss7 variant: {testbed.variant!r}"
+    # a test before may have moved a unit and put it back (its board rebooted): wait for
+    # both units' nodes, one active and one standby, talking to each other
+    wait_for(lambda: sorted(ss7(testbed, u).get("role") or "" for u in GROUP) == ["active", "standby"]
+             and all(ss7(testbed, u).get("mate_connected") for u in GROUP), 60,
+             "the units' SS7 nodes: one active, one standby")
+
+
+class FarEnd(threading.Thread):
+    """One run of `python -m emulator.ss7.peer` in the ss7-peer container, its per-call
+    trace and summary read back when it ends."""
+
+    def __init__(self, tb, name: str, *args: str):
+        super().__init__(daemon=True)
+        self.tb, self.name = tb, name
+        self.cmd = ["python", "-m", "emulator.ss7.peer", "--opc", str(PC_FAR),
+                    "--dpc", str(PC_SYS), "--cics", "1-60",
+                    "--link", f"connect:{tb.ip('tmedia-1', 'voip')}:3565",
+                    "--link", f"connect:{tb.ip('tmedia-2', 'voip')}:3565",
+                    "--trace", f"/tmp/{name}.jsonl", *args]
+        self.summary: dict | None = None
+        self.calls: list[dict] = []
+        self.output = ""
+
+    def run(self):
+        c = self.tb.container("ss7-peer")
+        res = c.exec_run(self.cmd, demux=True)
+        out, err = (x.decode(errors="replace") if x else "" for x in res.output)
+        self.output = err[-2000:]
+        try:
+            self.summary = json.loads(out)
+        except ValueError:
+            return
+        trace = c.exec_run(["cat", f"/tmp/{self.name}.jsonl"]).output.decode()
+        self.calls = [json.loads(line) for line in trace.splitlines() if line.strip()]
+
+    def result(self, timeout: float = 120) -> tuple[dict, list[dict]]:
+        self.join(timeout)
+        assert self.summary is not None, f"the far end gave no summary: {self.output}"
+        return self.summary, self.calls
+
+
+def ss7(tb, unit: str) -> dict:
+    """The SS7 node's status of the board serving `unit` now ({} while none serves it)."""
+    try:
+        return unit_status(tb, board_of(tb, unit)).get("ss7") or {}
+    except TestbedError:
+        return {}
+
+
+def test_each_unit_ends_one_link_and_calls_cross_both(testbed):
+    # 30 calls up at once: the far end takes the 15 even CICs it controls in each group
+    far = FarEnd(testbed, "both-links", "--mode", "call", "--rate", "10", "--duration", "4",
+                 "--hold", "3")
+    far.start()
+    summary, calls = far.result()
+    assert summary["failed"] == 0 and summary["answered"] == summary["placed"] >= 35, summary
+    assert {c["cic"] in GROUP["tmedia-1"] for c in calls} == {True, False}   # both groups
+    st = {u: ss7(testbed, u) for u in GROUP}
+    assert {st[u]["role"] for u in GROUP} == {"active", "standby"}, st
+    active = next(s for s in st.values() if s["role"] == "active")
+    links = active["mtp3"]["links"]
+    # both links carried the calls (load sharing by SLS: the CIC's 4 low bits)
+    assert all(links[s]["traffic_rx"] > 10 and links[s]["traffic_tx"] > 10 for s in ("0", "1")), links
+
+
+def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed, faults):
+    st = {u: ss7(testbed, u) for u in GROUP}
+    active = next(u for u in GROUP if st[u].get("role") == "active")
+    other = next(u for u in GROUP if u != active)
+    far = FarEnd(testbed, "power-off", "--mode", "call", "--rate", "10", "--duration", "12",
+                 "--hold", "3")
+    far.start()
+    wait_for(lambda: (ss7(testbed, active).get("isup") or {}).get("states", {}).get("answered", 0)
+             >= 20, 20, "20 calls answered")
+    t_fault = faults.inject(UnitPowerOff(testbed, host=board_of(testbed, active), serving=active))
+    # (the status is the node's file as the active host last polled it: read until whole)
+    took = wait_for(lambda: (lambda st: st if st.get("role") == "active" and st.get("takeovers")
+                             and st["isup"]["groups_down"] == [active] else None)(ss7(testbed, other)),
+                    10, f"{other} takes over, {active}'s trunk group down")
+    # the spare takes the unit (N+1) and its node joins as the standby: the group is up again
+    wait_for(lambda: ss7(testbed, active).get("role") == "standby"
+             and not ss7(testbed, other)["isup"]["groups_down"], 30,
+             f"the board now serving {active}: its SS7 node standby, the group up again")
+    summary, calls = far.result()
+
+    def up_at(c, t):
+        return c["anm"] is not None and c["anm"] < t and (c["rel"] or 1e18) > t
+    kept = [c for c in calls if up_at(c, t_fault) and c["cic"] in GROUP[other]]
+    cut = [c for c in calls if up_at(c, t_fault) and c["cic"] in GROUP[active]]
+    assert kept and cut, (len(kept), len(cut))
+    for c in kept:
+        assert (c["outcome"], c["released_by"], c["cause"]) == ("answered", "peer", isup.NORMAL_CLEARING), c
+    for c in cut:
+        assert (c["released_by"], c["cause"]) == ("system", isup.TEMPORARY_FAILURE), c
+    t_over = took["takeovers"][0]["t"]
+    new = [c for c in calls if c["iam"] > t_over + 1.0]
+    assert new and all(c["outcome"] == "answered" for c in new), new
+    # until the spare brings the unit back (seconds later), only the other unit's circuits
+    early = [c for c in new if c["iam"] < t_over + 2.0]
+    assert early and all(c["cic"] in GROUP[other] for c in early), early
+    assert not summary["isup_errors"], summary
+    first = min(c["anm"] for c in calls if c["iam"] > t_fault and c["anm"])
+    print(f"ISUP takeover: unit powered off to the first new call answered "
+          f"{first - t_fault:.3f} s; {len(kept)} calls kept, {len(cut)} on {active}'s "
+          f"trunks released")    # the faults fixture heals: the board returns, units go home
