@@ -12,8 +12,22 @@ OPERATIONS = load()
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=[op.id for op in OPERATIONS])
 def test_operation(testbed, faults, run_dir, op):
+    ok = False
     try:
         verdict = run_operation(testbed, faults, op, run_dir / op.id)
+        ok = verdict.ok
     finally:
+        if not ok:
+            keep_logs(testbed, run_dir / op.id / "logs")
         allure_attach(run_dir / op.id)    # the verdict and timeline, also of a failed run
     assert verdict.ok, verdict.summary()
+
+
+def keep_logs(testbed, out) -> None:
+    """A failed operation keeps every node's log beside its verdict: the testbed may be
+    gone before anyone looks (a CI run removes it), and a role change or an exit is
+    explained there (a switchover in a heal was once left unexplained for want of them)."""
+    try:
+        testbed.save_logs(out)
+    except Exception as exc:            # never hide the verdict behind a log that failed
+        print(f"logs of {out.parent.name} not kept: {exc!r}")

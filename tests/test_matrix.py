@@ -192,3 +192,38 @@ def test_bad_load_profiles_are_clear_errors():
         parse(PROFILES, timers=Timers(), profile="nope")
     raises(PROFILES.replace("media_rate: 6", "media_rate: 60"), "media_rate must be > 0 and at most rate")
     raises(PROFILES.replace("load: light}", "load: lite}"), "load profile 'lite' is not defined")
+
+
+def test_a_failed_operation_keeps_every_nodes_log(tmp_path, monkeypatch):
+    """The matrix's test saves the nodes' logs beside a failed operation's verdict (and
+    only then), and a log that cannot be saved never hides the verdict."""
+    import scenarios.test_matrix as tm
+
+    class Verdict:
+        def __init__(self, ok):
+            self.ok = ok
+
+        def summary(self):
+            return "summary"
+
+    class Tb:
+        saved = []
+
+        def save_logs(self, out):
+            self.saved.append(out)
+            if out.parent.name == "broken":
+                raise OSError("disk full")
+
+    class Op:
+        def __init__(self, id):
+            self.id = id
+
+    monkeypatch.setattr(tm, "allure_attach", lambda d: None)
+    for name, ok in (("fine", True), ("failed", False), ("broken", False)):
+        monkeypatch.setattr(tm, "run_operation", lambda tb, f, op, d, ok=ok: Verdict(ok))
+        if ok:
+            tm.test_operation(Tb(), None, tmp_path, Op(name))
+        else:
+            with pytest.raises(AssertionError, match="summary"):
+                tm.test_operation(Tb(), None, tmp_path, Op(name))
+    assert Tb.saved == [tmp_path / "failed" / "logs", tmp_path / "broken" / "logs"]
