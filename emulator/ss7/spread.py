@@ -491,12 +491,15 @@ class Node:
             self.log(f"unknown message from the other unit: {op!r}")
 
     def _new_remote(self, gen: int, snap: Optional[dict]) -> None:   # under the lock
-        send = (lambda msu: self.mate.send({"op": "send", "msu": msu.hex()})
-                if self.mate is not None else None)
         self.remote = RemoteLink(f"{self.mate_name}/{self.mate_slc}", gen, self.lock, snap,
-                                 send=send if self.role == ACTIVE else None)
+                                 send=self._send_on_mate_link if self.role == ACTIVE else None)
         if self.ls is not None:
             self.ls.adopt(self.mate_slc, self.remote)
+
+    def _send_on_mate_link(self, msu: bytes) -> None:
+        """The active's MSU for the other unit's link (kept by the RemoteLink until sent)."""
+        if self.mate is not None:
+            self.mate.send({"op": "send", "msu": msu.hex()})
 
     def _wins(self, other: dict) -> bool:
         if (self.role == ACTIVE) != (other["role"] == ACTIVE):
