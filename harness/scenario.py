@@ -414,13 +414,14 @@ def db_may_go(tb, kind: str) -> bool:
 
 def _logs_check(tb, op, since: float) -> vd.SubCheck:
     """The seed's "verify that there are no errors": no traceback, ERROR or CRITICAL in
-    any host's or unit's log since the operation began, and its expected events there."""
+    any host's or unit's log since the operation began, no deadlock kill or unit reboot
+    the fault does not cause, and its expected events there."""
     kind = op.fault["kind"]
     expect = list(logscan.expected(kind, app=op.fault.get("app", "")))
     if op.switchover:
         expect += logscan.switchover_events(kind in GRACEFUL)
     allow = logscan.MAIN_DB_LOST + logscan.BACKUP_DB_LOST if db_may_go(tb, kind) else ()
-    return logscan.scan(tb, since, expect=expect, allow=allow)
+    return logscan.scan(tb, since, expect=expect, allow=allow, forbid=logscan.unexpected(kind))
 
 
 class _garp_capture:

@@ -41,7 +41,7 @@ import httpx
 import pymysql
 import yaml
 
-from harness import chaos_check, roles, unit_ops
+from harness import chaos_check, logscan, roles, unit_ops
 from harness.faults import FaultSet, Timers, fault_class, from_spec, heal_all, unit_moved_s, validate
 from harness.faults._units import settle
 from harness.faults import prepare as prepare_fault
@@ -385,6 +385,7 @@ class RunResult:
     out: Path
     t_begin: float
     t_end: float
+    events: list[str] = field(default_factory=list)   # the nodes' notable events (NODE_EVENTS)
 
     @property
     def ok(self) -> bool:
@@ -551,16 +552,32 @@ def judge(tb, cfg, seed, done, calls, unit_of, writer, tag, t_begin, t_load, t_l
               "present": len(present), "missing": None if missing is None else len(missing),
               "unacked_present": len(present - acked) if present else 0,
               "statuses": _count(str(w["status"]) for w in writer.writes)}
+    events = node_events(tb, t_begin) if violations else []
     counts = dict(v.counts, faults=sum(len(r.faults) for r in done), steps=len(done),
                   by_kind=_count(f["kind"] for r in done for f in r.faults),
                   by_step=_count(r.step.name for r in done), unit_recovery=unit_rec)
     result = RunResult(seed, done, violations, counts, writes, v.switchovers, out, t_begin,
-                       time.time())
+                       time.time(), events)
     (out / "chaos.json").write_text(json.dumps({
         "seed": seed, "ok": result.ok, "violations": violations, "counts": counts,
-        "writes": writes, "switchovers": v.switchovers,
+        "writes": writes, "switchovers": v.switchovers, "events": events,
         "steps": [{**asdict(r), "step": r.step.to_dict()} for r in done]}, indent=2, default=str))
     return result
+
+
+# What a failed run prints of the nodes' logs, beside its violations: the events that
+# explain a refusal or a lost call (an application killed for a missed heartbeat, a unit
+# rebooted, a host handing over or becoming active). CI keeps only the printed output.
+NODE_EVENTS = (logscan.FALSE_DEADLOCK, logscan.UNIT_REBOOT, logscan.EVENTS["handover"],
+               logscan.EVENTS["became_active"], "toolpack: crash ")
+
+
+def node_events(tb: Testbed, since: float) -> list[str]:
+    logs, unreadable = logscan.read_logs(tb, since, tb.server_hosts + list(logscan.BOARDS))
+    out = [f"{c}: {line.strip()[:200]}" for c, text in logs.items()
+           for line in text.splitlines() if any(e in line for e in NODE_EVENTS)]
+    return sorted(out, key=lambda l: l.split(": ", 1)[1]) + \
+        [f"{c}: logs not read ({why})" for c, why in unreadable.items()]
 
 
 def _count(items) -> dict:
@@ -635,6 +652,9 @@ def summary(result: RunResult) -> str:
     lines += [f"  - {v}" for v in result.violations[:40]]
     if len(result.violations) > 40:
         lines.append(f"  (+{len(result.violations) - 40} more in chaos.json)")
+    if result.events:
+        lines.append("  the nodes' events (deadlock kills, reboots, crashes, role changes):")
+        lines += [f"    {e}" for e in result.events[:60]]
     return "\n".join(lines)
 
 

@@ -201,3 +201,42 @@ def test_a_violation_of_the_whole_run_shrinks_from_the_last_step(tmp_path):
     r = chaos.RunResult(9, [None] * 4, ["writes: 1 acknowledged writes missing on the main"],
                         {}, {}, [], tmp_path, 0.0, 1.0)
     assert r.first_failing_step() == 3
+
+
+def test_a_failed_run_prints_the_nodes_events_in_time_order(tmp_path):
+    """CI keeps only what a failed run prints: the deadlock kills, reboots and role
+    changes of every node come with the violations, in the order they happened."""
+    import scenarios.chaos as chaos
+
+    class Container:
+        def __init__(self, text):
+            self.text = text
+
+        def logs(self, **_):
+            return self.text.encode()
+
+    logs = {
+        "host-a": "2026-12-06T12:37:15.200Z 12:37:15.200 toolpack: deadlock gateway {'silent_s': 0.6}\n"
+                  "2026-12-06T12:37:14.100Z 12:37:14.100 toolpack_sys_manager: standby -> active (epoch 9)\n",
+        "tmedia-2": "2026-12-06T12:37:14.900Z tmedia-2 REBOOT: no host polled for 5.0 s\n"
+                    "2026-12-06T12:37:14.950Z tmedia-2 routed a call\n",
+    }
+
+    class Tb:
+        server_hosts = ["host-a", "host-b"]
+
+        def container(self, name):
+            if name not in logs:
+                raise KeyError(name)
+            return Container(logs[name])
+
+    events = chaos.node_events(Tb(), 0.0)
+    assert [e.split(": ", 1)[0] for e in events[:3]] == ["host-a", "tmedia-2", "host-a"]
+    assert "routed a call" not in " ".join(events)
+    assert any("logs not read" in e and e.startswith("host-b") for e in events)
+    r = chaos.RunResult(25, [], ["step 3 x: call c placed while settled: rejected"],
+                        {"steps": 0, "faults": 0, "calls": 1, "transient": 0,
+                         "transient_dropped": 0, "lost": 0},
+                        {"acked": 0, "tried": 0, "missing": 0}, [], tmp_path, 0.0, 1.0, events)
+    out = chaos.summary(r)
+    assert "deadlock gateway" in out and "REBOOT" in out and out.index("REBOOT") < out.index("deadlock gateway")

@@ -486,3 +486,61 @@ def test_a_closed_history_does_not_stop_the_healing(tb, monkeypatch, tmp_path):
     with pytest.raises(TbError, match="history of power off host-b's heal"):
         fs.heal()
     assert a.healed_at and b.healed_at and swept == [tb] and not fs.faults
+
+
+# -- restore_placement: each unit back on its own board ---------------------------------
+
+class _Cluster:
+    """Boards and the N+1 rule as the active host applies them: a unit whose board is
+    down moves to a free running board, its own board first. The host sees a board down
+    only while it is stopped: a restart is over before the host would notice."""
+
+    def __init__(self, placement):
+        self.pl, self.down, self.log = dict(placement), set(), []
+
+    def placement(self):
+        for unit, board in sorted(self.pl.items()):
+            if board in self.down:
+                free = [b for b in ("tmedia-1", "tmedia-2", "tmedia-3")
+                        if b not in self.down and b not in self.pl.values()]
+                if free:
+                    self.pl[unit] = unit if unit in free else free[0]
+        return dict(self.pl)
+
+    def container(self, name):
+        cluster = self
+
+        class Board:
+            def stop(self, timeout=None):
+                cluster.log.append(("stop", name))
+                cluster.down.add(name)
+
+            def start(self):
+                cluster.log.append(("start", name))
+                cluster.down.discard(name)
+
+            def restart(self, timeout=None):
+                cluster.log.append(("restart", name))
+        return Board()
+
+    def oam(self, host, path):
+        return {"services": self.placement()}
+
+    def master(self):
+        return "host-a"
+
+    def wait_healthy(self, *a, **k):
+        return None
+
+
+@pytest.mark.parametrize("start", [
+    {"tmedia-1": "tmedia-3", "tmedia-2": "tmedia-2"},
+    {"tmedia-1": "tmedia-2", "tmedia-2": "tmedia-1"},     # the chaos run left them swapped
+    {"tmedia-1": "tmedia-2", "tmedia-2": "tmedia-3"},
+])
+def test_restore_placement_puts_each_unit_back_on_its_own_board(start):
+    from harness.faults._units import restore_placement
+    tb = _Cluster(start)
+    restore_placement(tb)
+    assert tb.placement() == {"tmedia-1": "tmedia-1", "tmedia-2": "tmedia-2"}
+    assert not tb.down, "every board stopped to move a unit is started again"

@@ -100,3 +100,34 @@ def test_only_the_first_few_offending_lines_are_shown():
     sub = logscan.judge({"host-a": text}, {})
     assert sub.data["errors"] == 9 and "and 4 more" in sub.detail
     assert "number 5" not in sub.detail
+
+
+DEADLOCK_KILL = docker_log(
+    "20:09:10.100 toolpack: deadlock gateway {'pid': 901, 'silent_s': 0.61}",
+    "20:09:10.120 toolpack: restart gateway {'pid': 955}",
+)
+UNIT_REBOOT = docker_log(
+    "2026-12-01T20:09:12.000Z tmedia-2 REBOOT: SIP application deadlocked (no heartbeat for 1.62 s)",
+)
+
+
+def test_a_deadlock_kill_or_a_unit_reboot_the_fault_does_not_cause_fails():
+    """A healthy application killed for a missed heartbeat, or a board rebooting, during a
+    MySQL operation: the system failed over on its own, whatever the calls showed."""
+    sub = logscan.judge({"host-b": DEADLOCK_KILL, "tmedia-2": UNIT_REBOOT}, {},
+                        forbid=logscan.unexpected("mysql_kill"))
+    assert sub.status == "failed"
+    assert "unexpected: " in sub.detail and "deadlock gateway" in sub.detail
+    assert "REBOOT: SIP application deadlocked" in sub.detail and sub.data["errors"] == 2
+
+
+def test_the_deadlock_operation_may_kill_and_unit_faults_may_reboot():
+    assert logscan.judge({"host-a": DEADLOCK_KILL}, {},
+                         forbid=logscan.unexpected("deadlock")).status == "ok"
+    for kind in ("unit_power_off", "unit_unpolled", "voip_ports_down", "bond_port_silent"):
+        assert logscan.UNIT_REBOOT not in logscan.unexpected(kind), kind
+        assert logscan.judge({"tmedia-2": UNIT_REBOOT}, {},
+                             forbid=logscan.unexpected(kind)).status == "ok", kind
+    for kind in ("host_power_off", "network_cut", "kill_process", "service_quit", "mysql_shutdown"):
+        assert logscan.UNIT_REBOOT in logscan.unexpected(kind), kind
+        assert logscan.FALSE_DEADLOCK in logscan.unexpected(kind), kind

@@ -254,3 +254,18 @@ def test_database_errors_are_503_with_the_reason(client, store):
     store.accounts = down
     r = client.get("/api/v1/accounts")
     assert r.status_code == 503 and "no database server reachable" in r.json()["detail"]
+
+
+def test_ss7_view_comes_from_the_units_status_as_polled(client, links):
+    def node(role, slc):
+        return {"role": role, "link": {"slc": slc, "state": "in_service"}, "running": True,
+                "mtp3": {"links": {"0": {"state": "in_service"}, "1": {"state": "in_service"}}},
+                "isup": {"circuits": {"1": "idle"}, "states": {"idle": 1}, "groups_down": []}}
+    links.states["sysmgr"] = {"services": {"tmedia-1": "tmedia-1", "tmedia-2": "tmedia-3"},
+                              "units": {"tmedia-1": {"status": {"ss7": node("standby", 0)}},
+                                        "tmedia-3": {"status": {"ss7": node("active", 1)}}}}
+    v = client.get("/api/v1/ss7").json()
+    assert v["host"] == "host-a" and v["configured"]
+    assert [(l["unit"], l["board"]) for l in v["links"]] == [("tmedia-1", "tmedia-1"), ("tmedia-2", "tmedia-3")]
+    assert v["instances"]["isup"] == {"active": ["tmedia-2"], "standby": ["tmedia-1"]}
+    assert TestClient(create_app(S, FakeStore(), links)).get("/api/v1/ss7").status_code == 401

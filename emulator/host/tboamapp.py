@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from . import state
+from . import ss7_view, state
 from .config_store import ConfigStore
 from .db import Db, database_status
 from .oam_models import (HOST_RE, NAME_RE, AccountIn, AccountUpdate, EnabledIn, RouteIn, RouteUpdate,
@@ -203,6 +203,13 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
                        "gateway_version": gw.get("version"), "last_reload": engine.get("last_reload")},
             "database": links.databases(),
         }
+
+    @api.get("/ss7")
+    def ss7() -> dict:
+        """The SS7 side (emulator/host/ss7_view.py): each link with its unit and state, the
+        units of the active and standby ISUP, SCCP and TCAP, the circuit states."""
+        sysmgr = links.state("sysmgr")
+        return {"host": s.host, **ss7_view.view(sysmgr.get("units", {}), sysmgr.get("services", {}))}
 
     # ---- configurations -------------------------------------------------------------
     @api.get("/configurations")

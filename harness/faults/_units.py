@@ -27,7 +27,7 @@ def board_of(tb: Testbed, unit: str) -> str:
 def restore_placement(tb: Testbed) -> None:
     """Put every unit back on its default board (tests that moved one to the spare call
     this at the end, so later tests find tmedia-1 and tmedia-2 on their own boards): one
-    at a time, reboot the board that holds a unit whose default board is free, and the
+    at a time, stop the board that holds a unit whose default board is free, and the
     N+1 rule puts it back there (it prefers the default board)."""
     for _ in range(2 * len(UNITS) + 1):
         pl = placement(tb)
@@ -37,9 +37,15 @@ def restore_placement(tb: Testbed) -> None:
         unit = next((u for u, b in pl.items() if b != u and u in free), None)
         if unit is None:     # every default board is busy: move one unit to the free board
             unit = next(u for u, b in pl.items() if b != u)
-        log(f"restoring: {unit} is on {pl[unit]}; rebooting {pl[unit]}")
-        tb.container(pl[unit]).restart(timeout=5)
-        wait_for(lambda: placement(tb).get(unit) not in (None, pl[unit]), 30, f"{unit} to move")
+        # stopped until the unit has moved, then started: a restart alone can bring the
+        # board back before the host declares it dead, and the unit stays where it is
+        log(f"restoring: {unit} is on {pl[unit]}; stopping {pl[unit]} until it moves")
+        board = tb.container(pl[unit])
+        board.stop(timeout=5)
+        try:
+            wait_for(lambda: placement(tb).get(unit) not in (None, pl[unit]), 30, f"{unit} to move")
+        finally:
+            board.start()
         tb.wait_healthy(60, quiet=True)
     raise TestbedError(f"could not restore the placement of the units: {placement(tb)}")
 

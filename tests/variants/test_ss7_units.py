@@ -79,6 +79,22 @@ def test_each_unit_ends_one_link_and_calls_cross_both(testbed):
     far = FarEnd(testbed, "both-links", "--mode", "call", "--rate", "10", "--duration", "4",
                  "--hold", "3")
     far.start()
+    # the OAM's view while the far end runs: each link with the unit that ends it, in
+    # service in MTP3 on both sides and carrying traffic; the three layers' instances on
+    # the units the nodes' roles say; the 60 circuits with calls up on them
+    def oam_in_service():
+        v = testbed.oam(testbed.master(), "/api/v1/ss7")
+        return v if (sorted(l["unit"] for l in v["links"]) == sorted(GROUP)
+                     and all(l["state"] == l["mtp3_state"] == "in_service"
+                             and (l["traffic_tx"] or 0) > 10 for l in v["links"])
+                     and v["circuit_states"].get("answered", 0) >= 10) else None
+    view = wait_for(oam_in_service, 30, "the OAM's SS7 view: both links in service with traffic")
+    roles = {u: ss7(testbed, u).get("role") for u in GROUP}
+    assert all(view["instances"][layer] == {
+        "active": [u for u in GROUP if roles[u] == "active"],
+        "standby": [u for u in GROUP if roles[u] == "standby"]}
+        for layer in ("isup", "sccp", "tcap")), (view["instances"], roles)
+    assert len(view["circuits"]) == 60
     summary, calls = far.result()
     assert summary["failed"] == 0 and summary["answered"] == summary["placed"] >= 35, summary
     assert {c["cic"] in GROUP["tmedia-1"] for c in calls} == {True, False}   # both groups
@@ -104,6 +120,15 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
     took = wait_for(lambda: (lambda st: st if st.get("role") == "active" and st.get("takeovers")
                              and st["isup"]["groups_down"] == [active] else None)(ss7(testbed, other)),
                     10, f"{other} takes over, {active}'s trunk group down")
+    # the OAM shows it: the other unit holds the three layers alone, the lost unit's
+    # circuits down, its link gone with its board
+    def oam_after_takeover():
+        v = testbed.oam(testbed.master(), "/api/v1/ss7")
+        lost = [v["circuits"].get(str(c), "") for c in GROUP[active]]
+        return v if (v["instances"]["isup"]["active"] == [other] and v["groups_down"] == [active]
+                     and all(x.startswith("down") or x.endswith("(down)") for x in lost)) else None
+    view = wait_for(oam_after_takeover, 10, f"the OAM's SS7 view: {other} active, {active}'s group down")
+    assert [l["unit"] for l in view["links"] if l["mtp3_state"] == "in_service"] == [other], view
     # the spare takes the unit (N+1) and its node joins as the standby: the group is up again
     wait_for(lambda: ss7(testbed, active).get("role") == "standby"
              and not ss7(testbed, other)["isup"]["groups_down"], 30,
