@@ -8,7 +8,7 @@ applications).
 - failed: a line with an error marker (a Python traceback, ` ERROR`, `CRITICAL`,
   MariaDB's `[ERROR]`), shown with its container (the first few; a traceback with its
   exception line), an event the operation does not cause (`unexpected`: a deadlock kill,
-  a unit reboot), or an expected event missing from every log;
+  a unit's reboot or fence), or an expected event missing from every log;
 - unknown: a container's logs could not be read (and nothing failed in the others);
 - ok: no error, every expected event present.
 
@@ -56,15 +56,33 @@ BACKUP_DB_LOST = ("Semi-sync master failed on net_flush() before waiting for sla
 # Not error lines, so the markers above miss them.
 FALSE_DEADLOCK = "toolpack: deadlock "
 UNIT_REBOOT = "REBOOT: "
+UNIT_FENCE = "no poll for "          # a unit no host polled gives up its interface
+SLOW_TICK = "slow tick"              # toolpack_sys_manager: its loop stalled
 
 
 def unexpected(kind: str) -> tuple[str, ...]:
-    """The events of FALSE_DEADLOCK and UNIT_REBOOT that fault `kind` does not cause: a
-    deadlock kill belongs to the deadlock operation only, a reboot to the unit faults."""
+    """The events that fault `kind` does not cause: a deadlock kill belongs to the
+    deadlock operation only, a unit's reboot or fence to the unit faults."""
     out = () if kind == "deadlock" else (FALSE_DEADLOCK,)
     unit_kind = kind.startswith("unit_") or kind in (
         "voip_ports_down", "bond_port_down", "bond_port_silent", "voice_path_cut")
-    return out if unit_kind else out + (UNIT_REBOOT,)
+    return out if unit_kind else out + (UNIT_REBOOT, UNIT_FENCE)
+
+
+# What a failed run prints of the nodes' logs beside its verdict: the events that explain a
+# refusal or a lost call. A CI run keeps only the printed output.
+NOTABLE = (FALSE_DEADLOCK, UNIT_REBOOT, UNIT_FENCE, SLOW_TICK, "toolpack: crash ",
+           "toolpack_sys_manager: handing over to", "-> active (epoch", "-> standby (epoch")
+
+
+def notable_events(tb: Testbed, since: float) -> list[str]:
+    """Every host's and unit's NOTABLE lines since `since`, in time order (Docker's
+    timestamp), each with its container; a log that could not be read says so."""
+    logs, unreadable = read_logs(tb, since, tb.server_hosts + list(BOARDS))
+    out = [f"{c}: {line.strip()[:200]}" for c, text in logs.items()
+           for line in text.splitlines() if any(e in line for e in NOTABLE)]
+    return sorted(out, key=lambda e: e.split(": ", 1)[1]) + \
+        [f"{c}: logs not read ({why})" for c, why in unreadable.items()]
 
 
 def expected(kind: str, app: str = "") -> list[str]:

@@ -385,7 +385,7 @@ class RunResult:
     out: Path
     t_begin: float
     t_end: float
-    events: list[str] = field(default_factory=list)   # the nodes' notable events (NODE_EVENTS)
+    events: list[str] = field(default_factory=list)   # logscan.notable_events when failed
 
     @property
     def ok(self) -> bool:
@@ -552,7 +552,7 @@ def judge(tb, cfg, seed, done, calls, unit_of, writer, tag, t_begin, t_load, t_l
               "present": len(present), "missing": None if missing is None else len(missing),
               "unacked_present": len(present - acked) if present else 0,
               "statuses": _count(str(w["status"]) for w in writer.writes)}
-    events = node_events(tb, t_begin) if violations else []
+    events = logscan.notable_events(tb, t_begin) if violations else []
     counts = dict(v.counts, faults=sum(len(r.faults) for r in done), steps=len(done),
                   by_kind=_count(f["kind"] for r in done for f in r.faults),
                   by_step=_count(r.step.name for r in done), unit_recovery=unit_rec)
@@ -563,21 +563,6 @@ def judge(tb, cfg, seed, done, calls, unit_of, writer, tag, t_begin, t_load, t_l
         "writes": writes, "switchovers": v.switchovers, "events": events,
         "steps": [{**asdict(r), "step": r.step.to_dict()} for r in done]}, indent=2, default=str))
     return result
-
-
-# What a failed run prints of the nodes' logs, beside its violations: the events that
-# explain a refusal or a lost call (an application killed for a missed heartbeat, a unit
-# rebooted, a host handing over or becoming active). CI keeps only the printed output.
-NODE_EVENTS = (logscan.FALSE_DEADLOCK, logscan.UNIT_REBOOT, logscan.EVENTS["handover"],
-               logscan.EVENTS["became_active"], "toolpack: crash ")
-
-
-def node_events(tb: Testbed, since: float) -> list[str]:
-    logs, unreadable = logscan.read_logs(tb, since, tb.server_hosts + list(logscan.BOARDS))
-    out = [f"{c}: {line.strip()[:200]}" for c, text in logs.items()
-           for line in text.splitlines() if any(e in line for e in NODE_EVENTS)]
-    return sorted(out, key=lambda l: l.split(": ", 1)[1]) + \
-        [f"{c}: logs not read ({why})" for c, why in unreadable.items()]
 
 
 def _count(items) -> dict:
@@ -653,7 +638,7 @@ def summary(result: RunResult) -> str:
     if len(result.violations) > 40:
         lines.append(f"  (+{len(result.violations) - 40} more in chaos.json)")
     if result.events:
-        lines.append("  the nodes' events (deadlock kills, reboots, crashes, role changes):")
+        lines.append("  the nodes' events (deadlock kills, reboots, fences, crashes, stalls, roles):")
         lines += [f"    {e}" for e in result.events[:60]]
     return "\n".join(lines)
 

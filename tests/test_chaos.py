@@ -230,7 +230,8 @@ def test_a_failed_run_prints_the_nodes_events_in_time_order(tmp_path):
                 raise KeyError(name)
             return Container(logs[name])
 
-    events = chaos.node_events(Tb(), 0.0)
+    from harness import logscan
+    events = logscan.notable_events(Tb(), 0.0)
     assert [e.split(": ", 1)[0] for e in events[:3]] == ["host-a", "tmedia-2", "host-a"]
     assert "routed a call" not in " ".join(events)
     assert any("logs not read" in e and e.startswith("host-b") for e in events)

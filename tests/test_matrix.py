@@ -208,11 +208,19 @@ def test_a_failed_operation_keeps_every_nodes_log(tmp_path, monkeypatch):
 
     class Tb:
         saved = []
+        server_hosts = ["host-a"]
 
         def save_logs(self, out):
             self.saved.append(out)
             if out.parent.name == "broken":
                 raise OSError("disk full")
+
+        def container(self, name):
+            class C:
+                def logs(self, **_):
+                    return (b"2026-12-06T12:00:01Z tmedia-2 no poll for 1.6 s: giving up tmedia-2's interface\n"
+                            b"2026-12-06T12:00:02Z tmedia-2 routed\n")
+            return C()
 
     class Op:
         def __init__(self, id):
@@ -224,6 +232,9 @@ def test_a_failed_operation_keeps_every_nodes_log(tmp_path, monkeypatch):
         if ok:
             tm.test_operation(Tb(), None, tmp_path, Op(name))
         else:
-            with pytest.raises(AssertionError, match="summary"):
+            with pytest.raises(AssertionError, match="summary") as err:
                 tm.test_operation(Tb(), None, tmp_path, Op(name))
+            # the nodes' events come with the verdict (a unit's fence here, on each board)
+            assert "event  tmedia-1: 2026-12-06T12:00:01Z tmedia-2 no poll for 1.6 s" in str(err.value)
+            assert "routed" not in str(err.value)
     assert Tb.saved == [tmp_path / "failed" / "logs", tmp_path / "broken" / "logs"]

@@ -459,3 +459,26 @@ def test_close_stale_leaves_closed_and_fresh_logs_alone():
     assert R.close_stale(open_, 99.5, 100.0) == open_     # stamped 0.5 s ago: alive
     assert R.close_stale(open_, None, 100.0) == open_     # no stamp: cannot tell
     assert R.close_stale(open_, 30.0, 100.0)[-1]["t"] == 30.0
+
+
+def test_a_slow_loop_iteration_is_reported_with_its_slowest_step():
+    """toolpack_sys_manager logs an iteration that came late (heartbeats and polls waited):
+    the step that took the time, or that the process was not scheduled at all."""
+    from emulator.host.toolpack_sys_manager import SLOW_TICK_S, TickTimer
+    t = [0.0]
+    timer = TickTimer(clock=lambda: t[0])
+    assert timer.start() is None
+    for step, took in (("reading the sockets", 0.001), ("the role log's liveness stamp", 0.9),
+                       ("sleeping", 0.02)):
+        t[0] += took
+        timer.mark(step)
+    report = timer.start()
+    assert report.startswith("slow tick: 0.92 s") and "the role log's liveness stamp took 0.90 s" in report
+    t[0] += 0.001
+    timer.mark("reading the sockets")
+    t[0] += SLOW_TICK_S + 0.2
+    timer.mark("sleeping")
+    assert "not scheduled: its 20 ms sleep took 0.50 s" in timer.start()
+    t[0] += 0.05
+    timer.mark("sleeping")
+    assert timer.start() is None           # on time: nothing to say

@@ -20,6 +20,39 @@ from .udp import decode, encode
 
 APP = "toolpack_sys_manager"
 TICK = 0.02
+# A loop iteration this much later than the last one is logged with its slowest step: the
+# heartbeats and the units' polls waited meanwhile (peer timeout, lease and fence are a
+# few of these), so a false failover is explained by the log.
+SLOW_TICK_S = 0.3
+
+
+class TickTimer:
+    """The time of each step of one loop iteration, and the gap between iterations."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock, self.steps, self.prev_start, self.last = clock, {}, None, None
+
+    def start(self) -> str | None:
+        """A new iteration; the report of a slow one before it (None when on time)."""
+        now = self.clock()
+        gap = None if self.prev_start is None else now - self.prev_start
+        report = None
+        if gap is not None and gap > SLOW_TICK_S:
+            name, took = max(self.steps.items(), key=lambda kv: kv[1], default=("", 0.0))
+            if took <= SLOW_TICK_S / 2 or name == "sleeping":
+                where = "the process was not scheduled" + (
+                    f": its {TICK * 1000:.0f} ms sleep took {took:.2f} s" if name == "sleeping" else "")
+            else:
+                where = f"{name} took {took:.2f} s"
+            report = f"slow tick: {gap:.2f} s since the last ({where})"
+        self.prev_start = self.last = now
+        self.steps = {}
+        return report
+
+    def mark(self, name: str) -> None:
+        now = self.clock()
+        self.steps[name] = now - self.last
+        self.last = now
 
 
 CRITICAL_APPS = ("toolpack_engine", "gateway")
@@ -243,19 +276,26 @@ class SysManager:
     def run(self):
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        timer = TickTimer()
         while not stop:
+            slow = timer.start()
+            if slow:
+                state.log(APP, slow)
             now = time.monotonic()
             self.handle_hb_socket()
             self.handle_unit_replies()
+            timer.mark("reading the sockets")
             if now >= self.next_hb:
                 self.next_hb = now + self.s.hb_interval
                 self.send_heartbeats()
             was = self.el.role
             ready, pids = ready_from_monitor()
+            timer.mark("heartbeats and the monitor's state")
             restarted = self.app_pids is not None and pids != self.app_pids
             self.app_pids = pids
             ready = ready and not restarted and not self.quitting
             self.apply(self.el.step(ready, len(self.s.units)), "local engine or gateway down")
+            timer.mark("the election")
             if self.el.role in ("candidate", ACTIVE) and (now >= self.next_poll or self.el.role != was):
                 self.next_poll = now + self.s.poll_interval
                 self.poll_units(now)
@@ -264,10 +304,14 @@ class SysManager:
             elif self.el.role == "standby" and was != "standby":
                 self.views = {u: BoardView() for u in self.s.units}   # learn anew when active
                 self.ordered = {}
+            timer.mark("polling the units")
             self.publish()
+            timer.mark("publishing the state")
             if self.el.role == ACTIVE:
                 self.role_log.alive()
+            timer.mark("the role log's liveness stamp")
             time.sleep(TICK)
+            timer.mark("sleeping")
         # stopped (service quit or host shutdown): never leave the units leased to a dead manager
         self.apply(self.el.quit(), "stopping")
         self.publish(force=True)
