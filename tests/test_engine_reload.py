@@ -239,3 +239,23 @@ def test_a_configuration_made_for_another_unit_does_not_refuse_calls():
     assert w.unit.admission() is None
     Board.serves = None                           # back to the spare's own configuration
     assert w.unit.admission() == (503, "Service Unavailable (SIP stack disabled)")
+
+
+def test_the_ss7_stack_flag_follows_the_reloaded_configuration():
+    """The board passes the served unit's SS7 stack flag to its SS7 node: disabled in the
+    configuration and reloaded, the unit says so, and SIP calls are still admitted."""
+    w = World()
+    w.engine.step()
+    assert w.unit.ss7_enabled() is True
+    w.store.set_stack("default", "tmedia-1", "ss7-0", False)
+    w.store.request_reload("host-a")
+    w.engine.step()
+    assert w.unit.ss7_enabled() is False and w.unit.admission() is None
+
+    class Board:                                   # a spare now serving tmedia-2, not yet
+        serves = "tmedia-2"                        # configured for it: nothing refused
+
+        def fields(self):
+            return {}
+    w.unit.board = Board()
+    assert w.unit.ss7_enabled() is True

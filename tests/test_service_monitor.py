@@ -71,9 +71,15 @@ def test_crashed_app_is_restarted_at_once(monitor):
     assert all(e["t"] for e in monitor.events)   # every event has its timestamp
 
 
-def test_deadlocked_app_is_killed_and_restarted_within_the_deadline(monitor):
+@pytest.fixture
+def short_grace(monkeypatch):
+    monkeypatch.setattr(service_monitor, "FIRST_BEAT_S", 2.0)
+
+
+def test_deadlocked_app_is_killed_and_restarted_within_the_deadline(short_grace, monitor):
     eng = monitor.apps["toolpack_engine"]
-    run_until(monitor, lambda: eng.last_hb, 10, "first heartbeat")
+    run_until(monitor, lambda: eng.last_hb and time.monotonic() - eng.started_at
+              > service_monitor.FIRST_BEAT_S, 10, "first heartbeat, past the start's grace")
     old = eng.proc.pid
     os.kill(old, signal.SIGSTOP)
     t0 = time.monotonic()
@@ -81,6 +87,30 @@ def test_deadlocked_app_is_killed_and_restarted_within_the_deadline(monitor):
     took = time.monotonic() - t0
     assert took <= service_monitor.DEADLOCK_S + 0.5, took
     assert "deadlock" in kinds(monitor, "toolpack_engine")
+
+
+def test_an_app_starved_in_its_start_is_no_deadlock_but_one_hung_past_it_is(short_grace, monitor):
+    """A host boots: an application stalled for longer than the deadlock deadline right
+    after its first beats is left alone; still silent when the start's grace ends, it is
+    killed then."""
+    gw, eng = monitor.apps["gateway"], monitor.apps["toolpack_engine"]
+    run_until(monitor, lambda: gw.last_hb and eng.last_hb, 10, "first heartbeats")
+    # room for a stall past the deadline inside the grace
+    assert time.monotonic() - gw.started_at < \
+        service_monitor.FIRST_BEAT_S - service_monitor.DEADLOCK_S - 0.5, "too slow a start"
+    stalled, hung = gw.proc.pid, eng.proc.pid
+    os.kill(stalled, signal.SIGSTOP)
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        run_until(monitor, lambda: time.monotonic() - gw.last_hb > service_monitor.DEADLOCK_S + 0.2,
+                  5, "a stall longer than the deadline")
+        assert "deadlock" not in kinds(monitor, "gateway")
+    finally:
+        os.kill(stalled, signal.SIGCONT)
+    run_until(monitor, lambda: eng.proc.pid != hung, 10, "the hung one killed after the grace")
+    assert time.monotonic() - eng.started_at < 5.0       # the new one's start, just now
+    assert "deadlock" in kinds(monitor, "toolpack_engine")
+    assert "deadlock" not in kinds(monitor, "gateway") and gw.proc.pid == stalled
 
 
 def test_dont_run_stops_and_run_starts_again(monitor):

@@ -262,3 +262,27 @@ def test_incremental_updates_rebuild_the_same_state():
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_refusing_trunk_group_releases_new_iams_with_cause_63_and_keeps_its_calls(pair):
+    """The operator's SS7 stack disabled on a unit: new calls on its trunk group are
+    released at once (REL 63, service not available), a call up on it goes on, the other
+    group is untouched; enabled again, its calls are answered."""
+    system, pstn = pair
+    up = pstn.isup.place_call("4930", cic=10)               # unit2's trunk
+    established(pstn, system, up)
+    system.isup.set_refusing("unit2", isup.SERVICE_NOT_AVAILABLE)
+    pstn.isup.place_call("4930", cic=12)
+    wait_for(lambda: pstn.ended(12), 5, "the IAM on the refusing group released")
+    refused = pstn.ended(12)[0]
+    assert (refused.cause, refused.outcome) == (isup.SERVICE_NOT_AVAILABLE, "unanswered")
+    assert system.isup.state(10) == ANSWERED and system.isup.counts["refused"] == 1
+    assert system.isup.status()["refusing"] == {"unit2": isup.SERVICE_NOT_AVAILABLE}
+    own = pstn.isup.place_call("4930", cic=2)               # unit1's trunk: answered
+    established(pstn, system, own)
+    system.isup.set_refusing("unit2", None)
+    pstn.isup.place_call("4930", cic=14)
+    established(pstn, system, 14)
+    with pytest.raises(ValueError):
+        system.isup.set_refusing("unit9", isup.SERVICE_NOT_AVAILABLE)
+    assert not pstn.isup.errors and not system.isup.errors

@@ -218,3 +218,32 @@ def test_a_remote_link_gives_back_what_the_far_end_did_not_accept():
     assert r.unacknowledged() == 0
     with pytest.raises(m2pa.LinkUnavailable):
         r.send(b"e")
+
+
+def test_the_standby_units_ss7_stack_disabled_is_applied_by_the_active(system):
+    """The operator disables tmedia-2's SS7 stack (its board tells its node, the standby):
+    the active refuses the far end's new calls on tmedia-2's circuits with cause 63 and
+    answers those on tmedia-1's; a call up on tmedia-2's trunk goes on. The flag survives
+    a takeover: with tmedia-1 lost, tmedia-2 (now active) still refuses on its own group."""
+    s = system
+    up = s.far.isup.place_call("4930", cic=9)
+    answered(s, up)
+    s.u2.set_admit(False)
+    wait_for(lambda: s.u1.isup.status()["refusing"] == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE},
+             5, "the active applies tmedia-2's flag")
+    assert s.u1.status()["ss7_enabled"] == {"tmedia-1": True, "tmedia-2": False}
+    s.far.isup.place_call("4930", cic=11)
+    wait_for(lambda: [c.cause for c in s.far.isup.ended if c.cic == 11], 5, "the IAM refused")
+    assert [c.cause for c in s.far.isup.ended if c.cic == 11] == [isup.SERVICE_NOT_AVAILABLE]
+    answered(s, s.far.isup.place_call("4930", cic=2))
+    assert s.far.isup.state(up) == ANSWERED
+    crash(s.u1)
+    wait_for(lambda: s.u2.role == ACTIVE, 5, "tmedia-2 takes over")
+    s.far.isup.place_call("4930", cic=13)
+    wait_for(lambda: [c.cause for c in s.far.isup.ended if c.cic == 13], 5, "the IAM refused")
+    assert [c.cause for c in s.far.isup.ended if c.cic == 13] == [isup.SERVICE_NOT_AVAILABLE]
+    s.u2.set_admit(True)
+    s.far.isup.place_call("4930", cic=15)
+    wait_for(lambda: s.far.isup.state(15) == ANSWERED and s.u2.isup.state(15) == ANSWERED, 5,
+             "CIC 15 answered by tmedia-2")       # (the crashed node still says active)
+    assert not s.u2.isup.errors and not s.far.isup.errors

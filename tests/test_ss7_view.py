@@ -54,4 +54,4 @@ def test_no_ss7_on_the_units_is_not_configured():
                       {"tmedia-1": "tmedia-1", "tmedia-2": "tmedia-2"})
     assert v == {"configured": False, "links": [], "instances": {
         l: {"active": [], "standby": []} for l in ("isup", "sccp", "tcap")},
-        "takeovers": [], "circuits": {}, "circuit_states": {}, "groups_down": []}
+        "takeovers": [], "circuits": {}, "circuit_states": {}, "groups_down": [], "refusing": {}}

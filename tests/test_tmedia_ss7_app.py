@@ -35,3 +35,26 @@ def test_each_unit_ends_its_link_the_first_listens_for_the_mate_and_is_preferred
 def test_a_bad_setting_is_named(key, value, says):
     with pytest.raises(SystemExit, match=f"{key}=.*{says}"):
         Ss7Config.from_env({**ENV, key: value})
+
+
+def test_the_stack_flag_reaches_the_node_through_its_control_file(tmp_path):
+    """The board writes the served unit's SS7 stack flag where the node reads it: at the
+    node's start (a restarted node begins with it) and on each change only."""
+    from emulator.ss7.spread import read_control
+    from emulator.tmedia.ss7_app import Ss7Process
+    cfg = Ss7Config.from_env({**ENV, "TMEDIA_SS7_STATUS": str(tmp_path / "st.json"),
+                              "TMEDIA_SS7_CONTROL": str(tmp_path / "ctl.json")})
+    assert cfg.argv("tmedia-2")[-2:] == ["--control", str(tmp_path / "ctl.json")]
+    logs = []
+    p = Ss7Process(cfg, logs.append)
+    assert read_control(cfg.control_path) is True          # no file yet: enabled
+    p.set_enabled(False)
+    assert read_control(cfg.control_path) is False and len(logs) == 1
+    p.set_enabled(False)
+    assert len(logs) == 1                                   # no change, nothing said
+    p.set_enabled(True)
+    assert read_control(cfg.control_path) is True
+    (tmp_path / "ctl.json").write_text("not json")
+    assert read_control(cfg.control_path) is True           # unreadable: enabled
+    assert read_control(None) is True
+    Ss7Process(None, logs.append).set_enabled(False)       # no SS7 here: nothing written

@@ -25,7 +25,11 @@ from .udp import Client
 APP = "toolpack"
 CRASH_BACKOFF = 0.2        # a crash-looping app is restarted at most this often
 DEADLOCK_S = int(os.environ.get("TB_DEADLOCK_MS", "500")) / 1000.0
-FIRST_BEAT_S = 5.0         # a starting interpreter gets this long for its first heartbeat
+# A starting interpreter gets this long before the deadlock deadline applies: a host that
+# boots starts every application at once beside its other work, and on a busy machine a
+# healthy one was starved past 0.5 s a second after its start and killed (CI, a host back
+# from a power-off). One truly hung at its start is killed when the grace ends.
+FIRST_BEAT_S = 5.0
 RUN_FLAGS_EVERY = 1.0
 MAX_EVENTS = 200
 
@@ -52,8 +56,8 @@ class App:
         return self.proc is not None and self.proc.poll() is None
 
     def silent_for(self, now: float) -> float:
-        """Seconds past the heartbeat deadline (<= 0: fine)."""
-        if self.last_hb is None:
+        """Seconds past the heartbeat deadline (<= 0: fine); none in the start's grace."""
+        if self.last_hb is None or now - self.started_at < FIRST_BEAT_S:
             return now - self.started_at - FIRST_BEAT_S
         return now - self.last_hb - DEADLOCK_S
 

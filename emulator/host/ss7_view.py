@@ -7,7 +7,8 @@ sys_manager last polled it: no request of its own to a unit.
   SS7 node per unit runs all three, so they are active or standby together; two active
   units (a split brain) are both listed;
 - `circuits`: each CIC's state as the active ISUP holds it (`down` for the trunk group of
-  a lost unit: the seed gives trunks no HA), with the count per state.
+  a lost unit: the seed gives trunks no HA), with the count per state; `refusing`: the
+  trunk groups whose unit's SS7 stack the operator disabled, with the cause new calls get.
 """
 from __future__ import annotations
 
@@ -64,4 +65,5 @@ def view(units: dict, services: dict) -> dict:
         "circuits": isup.get("circuits") or {},
         "circuit_states": isup.get("states") or {},
         "groups_down": isup.get("groups_down") or [],
+        "refusing": isup.get("refusing") or {},      # groups whose unit's SS7 stack is disabled
     }

@@ -20,7 +20,9 @@ What is simplified, and why it is enough here:
   up again), so the far end's new calls go on circuits that work; an IAM that crossed
   the CGB is refused with REL cause 44 (requested circuit not available). Group
   messages are acknowledged (CGBA, CGUA) but not repeated (no T18-T21), and single
-  circuit blocking (BLO) is not sent.
+  circuit blocking (BLO) is not sent. A trunk group set refusing (its unit's SS7 stack
+  disabled by the operator) releases each new IAM at once with the cause given (63,
+  service not available); its calls up go on.
 - Dual seizure (Q.764 2.9.1.4): the point with the higher point code controls the even
   CICs, the other the odd ones. An IAM on a circuit where our IAM got no backward message
   yet: if we control the circuit the IAM is ignored, otherwise our call backs off (outcome
@@ -60,6 +62,7 @@ BUSY = (OUTGOING, INCOMING, ALERTING, ANSWERED)
 
 # Q.850 causes used here
 NORMAL_CLEARING, TEMPORARY_FAILURE, CIRCUIT_NOT_AVAILABLE, TIMER_EXPIRY = 16, 41, 44, 102
+SERVICE_NOT_AVAILABLE = 63      # a trunk group refusing new calls (its unit's SS7 stack disabled)
 T1_S, T5_S, T7_S = 0.5, 3.0, 10.0
 
 MSG_IAM, MSG_ACM, MSG_ANM, MSG_REL, MSG_RLC, MSG_RSC = 1, 6, 9, 12, 16, 18
@@ -190,6 +193,7 @@ class Isup:
                     raise ValueError(f"CIC {cic} in two trunk groups")
                 self.circuits[cic] = Circuit(cic, g)
         self.down: set[str] = set()
+        self.refusing: dict[str, int] = {}     # trunk group -> the cause its new calls get
         self.blocked: set[int] = set()         # circuits the far end blocked (CGB)
         self.ended: list[Call] = []
         self.counts: Counter = Counter()       # messages by name, tx_/rx_
@@ -278,6 +282,17 @@ class Isup:
                 # the far end blocks them too: its new calls go on the circuits that work
                 self._send_group(MSG_CGB, cics)
 
+    def set_refusing(self, group: str, cause: Optional[int]) -> None:
+        """New calls on the trunk group are released at once with `cause` (None: accepted
+        again); the calls up on it go on. The operator's "stack disabled"."""
+        with self.lock:
+            if group not in {c.group for c in self.circuits.values()}:
+                raise ValueError(f"no trunk group {group!r}")
+            if cause is None:
+                self.refusing.pop(group, None)
+            else:
+                self.refusing[group] = cause
+
     def status_of(self, c: Circuit) -> str:
         if c.group in self.down:
             return "down" if c.state == IDLE else f"{c.state} (down)"
@@ -290,7 +305,8 @@ class Isup:
             per = {cic: self.status_of(c) for cic, c in sorted(self.circuits.items())}
             return {"name": self.name, "opc": self.opc, "dpc": self.dpc,
                     "circuits": per, "states": dict(Counter(per.values())),
-                    "groups_down": sorted(self.down), "counts": dict(self.counts),
+                    "groups_down": sorted(self.down), "refusing": dict(self.refusing),
+                    "counts": dict(self.counts),
                     "errors": dict(self.errors)}
 
     def state(self, cic: int) -> str:
@@ -431,6 +447,10 @@ class Isup:
             self.place_call(lost.called, reattempt_of=lost.cic)
         if c.group in self.down:
             self._send_rel(c, CIRCUIT_NOT_AVAILABLE)
+            return
+        if c.group in self.refusing:
+            self.counts["refused"] += 1
+            self._send_rel(c, self.refusing[c.group])
             return
         self._changed(c, "iam")
         self._send(c.cic, encode(MSG_ACM, c.cic), "ACM")

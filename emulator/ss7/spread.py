@@ -38,6 +38,11 @@ already (a REL for an idle circuit gets no second RLC): nothing the far end sent
 surviving link is lost while the loss is being detected (DEAD_S when a unit is powered
 off and no FIN comes).
 
+The operator's SS7 stack flag of a unit (`set_admit`, from the board's configuration):
+disabled, the active's ISUP releases each new IAM on that unit's trunk group with cause
+63 (service not available); its calls up go on. Each node tells the other its own unit's
+flag (in the hello and on each change), so whichever node is active applies both.
+
 What is not covered: the mate connection is one TCP connection; cut while both units
 live, the standby takes over and two nodes run MTP3 (the far end then sees two
 changeover orders). An MSU the active's own link accepted in its last milliseconds, not
@@ -66,7 +71,7 @@ from typing import Callable, Optional
 from emulator.tmedia.log import log as log_line
 
 from . import m2pa
-from .isup import Isup
+from .isup import SERVICE_NOT_AVAILABLE, Isup
 from .mtp3 import Linkset, Mtp3Error, Port, decode_msu
 from .peer import cic_ranges, point_code, positive
 from .tcap import Tcap
@@ -310,6 +315,7 @@ class Node:
         self._gen = 0
         self._unconfirmed: deque = deque()      # (gen, fsn, msu hex) accepted while standby
         self.takeovers: list[dict] = []
+        self.admits = {name: True, mate_name: True}    # each unit's SS7 stack enabled
         self.isup = Isup(name, opc, dpc, groups, on_update=partial(self._replicate, "isup"),
                          **(isup_kw or {}))
         self.tcap = Tcap(name, opc, dpc, on_update=partial(self._replicate, "tcap"), **(tcap_kw or {}))
@@ -359,6 +365,28 @@ class Node:
         for t in self._threads:
             t.join(2.0)
 
+    # -- the operator's SS7 stack flag ----------------------------------------------------
+
+    def set_admit(self, enabled: bool) -> None:
+        """This unit's SS7 stack enabled or disabled (new calls on its trunk group
+        refused); the other unit is told, whichever node is active applies it."""
+        with self.lock:
+            if self.admits[self.name] == enabled:
+                return
+            self.admits[self.name] = enabled
+            mate = self.mate
+        self.log(f"SS7 stack {'enabled' if enabled else 'disabled'}: new calls on "
+                 f"{self.name}'s trunk group {'accepted' if enabled else 'refused'}")
+        if mate is not None:
+            mate.send({"op": "admit", "unit": self.name, "enabled": enabled})
+        self._apply_admits()
+
+    def _apply_admits(self) -> None:      # not under the node's lock (ISUP's is taken)
+        with self.lock:
+            admits = dict(self.admits)
+        for unit, enabled in admits.items():
+            self.isup.set_refusing(unit, None if enabled else SERVICE_NOT_AVAILABLE)
+
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> dict:
@@ -367,6 +395,7 @@ class Node:
             remote = self.remote.status() if self.remote else None
             mtp3 = self.ls.status() if self.ls else None
             out = {"unit": self.name, "role": self.role, "mate": self.mate_name,
+                   "ss7_enabled": dict(self.admits),
                    "mate_connected": self.mate is not None, "opc": self.opc, "dpc": self.dpc,
                    "link": {"slc": self.slc, **local},
                    "mate_link": {"slc": self.mate_slc, **remote} if remote else None,
@@ -441,6 +470,7 @@ class Node:
             self.mate = mate
             mate.send({"op": "hello", "name": self.name, "role": self.role,
                        "preferred": self.preferred, "gen": self._gen,
+                       "admit": self.admits[self.name],
                        "link": self.local.snapshot() if self.local else None})
         mate.start()
 
@@ -484,6 +514,13 @@ class Node:
             self.isup.apply(msg["d"])
         elif op == "tcap":
             self.tcap.apply(msg["d"])
+        elif op == "admit":            # the other unit's SS7 stack flag
+            with self.lock:
+                if msg.get("unit") != self.mate_name:
+                    self.log(f"an SS7 stack flag for {msg.get('unit')!r}, not {self.mate_name}: ignored")
+                    return
+                self.admits[self.mate_name] = bool(msg.get("enabled", True))
+            self._apply_admits()
         elif op == "snapshots":
             self.isup.restore(msg["isup"], take_over=False)
             self.tcap.restore(msg["tcap"])
@@ -509,6 +546,9 @@ class Node:
         return self.name < other["name"]
 
     def _on_hello(self, hello: dict) -> None:
+        with self.lock:
+            self.admits[self.mate_name] = bool(hello.get("admit", True))
+        self._apply_admits()
         active = self._wins(hello)
         if active and self.role != ACTIVE:
             self._become_active(f"chosen over {hello['name']}")
@@ -668,7 +708,22 @@ def parser() -> argparse.ArgumentParser:
                    help="ANM S s after the ACM of the far end's call (default 0.1)")
     p.add_argument("--status", metavar="FILE",
                    help="the node's status as JSON, rewritten every 0.5 s")
+    p.add_argument("--control", metavar="FILE",
+                   help='the operator\'s flag, read every 0.5 s: {"ss7_enabled": false} refuses '
+                        "new calls on this unit's trunk group (cause 63); no file: enabled")
     return p
+
+
+def read_control(path: Optional[str]) -> bool:
+    """This unit's SS7 stack flag from the board's control file (absent or unreadable:
+    enabled, as before any configuration)."""
+    if not path:
+        return True
+    try:
+        with open(path) as f:
+            return json.load(f).get("ss7_enabled", True) is not False
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -689,6 +744,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     node.start()
     while not stop.wait(0.5):
+        node.set_admit(read_control(a.control))
         if a.status:
             tmp = f"{a.status}.tmp"
             with open(tmp, "w") as f:

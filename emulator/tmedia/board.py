@@ -355,6 +355,7 @@ class Board:
             if self.watchdog.expired():
                 self.reboot(f"watchdog: no host polled for {self.watchdog.timeout:g} s")
             if tick:
+                self.ss7.set_enabled(self.agent.ss7_enabled())
                 self.ss7.check()
             time.sleep(LOOP_S)
         self.log("stopping")

@@ -154,6 +154,14 @@ class ControlAgent:
             return None
         return (503, "Service Unavailable (SIP stack disabled)")
 
+    def ss7_enabled(self) -> bool:
+        """The served unit's SS7 stack flag, by admission()'s rule: enabled before any
+        configuration of this unit, else when one of its SS7 stacks is enabled."""
+        cfg = self.config
+        serves = getattr(self.board, "serves", None) if self.board is not None else None
+        return cfg is None or (serves is not None and cfg.get("unit") != serves) \
+            or any(s["kind"] == "SS7" and s["enabled"] for s in cfg["stacks"])
+
     # --- request handling (no I/O: unit-testable) -----------------------------------
     def _unit_fields(self) -> dict:
         st = self.lease.current()

@@ -12,6 +12,8 @@ Environment (the board's):
   TMEDIA_SS7_PORT       the link's TCP port on the unit's address (3565)
   TMEDIA_SS7_MATE_PORT  the mate connection's port, on the first unit's address (3566)
   TMEDIA_SS7_STATUS     where the node writes its status (/tmp/tmedia-ss7.json)
+  TMEDIA_SS7_CONTROL    where the board writes the served unit's SS7 stack flag from its
+                        configuration, which the node reads (/tmp/tmedia-ss7-control.json)
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class Ss7Config:
     port: int
     mate_port: int
     status_path: str
+    control_path: str = "/tmp/tmedia-ss7-control.json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Optional["Ss7Config"]:
@@ -68,7 +71,8 @@ class Ss7Config:
                 raise bad(name, "not a port")
             ports.append(int(v))
         return cls(tuple(units), int(own), int(far), groups, *ports,
-                   env.get("TMEDIA_SS7_STATUS", "/tmp/tmedia-ss7.json"))
+                   env.get("TMEDIA_SS7_STATUS", "/tmp/tmedia-ss7.json"),
+                   env.get("TMEDIA_SS7_CONTROL", "/tmp/tmedia-ss7-control.json"))
 
     def argv(self, unit: str) -> Optional[list[str]]:
         """The node's command line for `unit`, None when it ends no link."""
@@ -83,7 +87,7 @@ class Ss7Config:
                 "--mate", names[1 - slc], "--opc", str(self.opc), "--dpc", str(self.dpc),
                 "--slc", str(slc), "--link-listen", f"{ip}:{self.port}", *mate,
                 "--groups", self.groups, *(["--preferred"] if slc == 0 else []),
-                "--status", self.status_path]
+                "--status", self.status_path, "--control", self.control_path]
 
 
 class Ss7Process:
@@ -93,6 +97,25 @@ class Ss7Process:
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.started_at = 0.0
+        self.enabled = True         # the served unit's SS7 stack, as last configured
+
+    def set_enabled(self, enabled: bool) -> None:
+        """The served unit's SS7 stack flag (the board's configuration), written where the
+        node reads it: disabled, new calls on the unit's trunk group are refused."""
+        if self.cfg is None or enabled == self.enabled:
+            return
+        self.enabled = enabled
+        self._write_control()
+        self.log(f"SS7 stack {'enabled' if enabled else 'disabled'} by the configuration")
+
+    def _write_control(self) -> None:
+        tmp = f"{self.cfg.control_path}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump({"ss7_enabled": self.enabled}, f)
+            os.replace(tmp, self.cfg.control_path)
+        except OSError as exc:
+            self.log(f"SS7 control file not written: {exc}")
 
     def start(self, unit: str) -> None:
         argv = self.cfg.argv(unit) if self.cfg else None
@@ -103,6 +126,7 @@ class Ss7Process:
             os.remove(self.cfg.status_path)      # an earlier node's: not this one's
         except OSError:
             pass
+        self._write_control()                    # the node starts with the current flag
         self.proc = subprocess.Popen(normal(argv))
         self.starts += 1
         self.started_at = time.monotonic()

@@ -16,6 +16,8 @@ import pytest
 from emulator.ss7 import isup
 from harness.faults import UnitPowerOff, unit_status, wait_for
 from harness.faults._units import board_of
+from harness.oam import Oam
+from harness.sipp import DockerExecutor, SippLoad, SippUas
 from harness.testbed import TestbedError
 
 PC_SYS, PC_FAR = 1001, 2002
@@ -50,6 +52,7 @@ class FarEnd(threading.Thread):
 
     def run(self):
         c = self.tb.container("ss7-peer")
+        c.exec_run(["rm", "-f", f"/tmp/{self.name}.jsonl"])   # the tool appends to its trace
         res = c.exec_run(self.cmd, demux=True)
         out, err = (x.decode(errors="replace") if x else "" for x in res.output)
         self.output = err[-2000:]
@@ -155,3 +158,63 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
     print(f"ISUP takeover: unit powered off to the first new call answered "
           f"{first - t_fault:.3f} s; {len(kept)} calls kept, {len(cut)} on {active}'s "
           f"trunks released")    # the faults fixture heals: the board returns, units go home
+
+
+def sip_calls_through(tb, unit: str, n: int, name: str) -> list:
+    """n SIP calls through `unit` (SIPp to SIPp, routed by the active gateway)."""
+    sipp_dir = tb.dir / "sipp"
+    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), sipp_dir, "/work"),
+                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
+    load = SippLoad(DockerExecutor(tb.container("sipp-uac"), sipp_dir, "/work"),
+                    f"{tb.ip(unit, 'voip')}:5060", tb.ip("sipp-uac", "voip"),
+                    rate=5, hold_s=1, calls=n, name=f"{name}-uac")
+    with uas:
+        with load:
+            assert load.wait(), "SIPp did not finish its calls in time"
+        uas.stop(grace_s=5)
+    return load.calls(far_end=uas)
+
+
+def test_the_ss7_stack_disabled_refuses_its_units_new_isup_calls_and_sip_calls_go_on(testbed):
+    """The operator disables tmedia-2's SS7 stack and reloads: the far end's new calls on
+    tmedia-2's circuits are released at once with cause 63, those on tmedia-1's answered,
+    and SIP calls through tmedia-2 still complete. Enabled again: all answered. (The far
+    end seizes the lowest circuit it controls first: 30 calls up at once fill tmedia-1's
+    15 and spill over onto tmedia-2's.)"""
+    oam = Oam.master(testbed)
+    stack = next(x for x in oam.get("/stacks")["stacks"]
+                 if x["unit"] == "tmedia-2" and x["kind"] == "SS7")
+    path = f"/stacks/tmedia-2/{stack['name']}"
+
+    def refusing():
+        active = next((st for st in (ss7(testbed, u) for u in GROUP) if st.get("role") == "active"), {})
+        return (active.get("isup") or {}).get("refusing")
+    try:
+        oam.put(path, {"enabled": False})
+        oam.reload()
+        wait_for(lambda: refusing() == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE}, 20,
+                 "the active SS7 node refusing tmedia-2's trunk group")
+        far = FarEnd(testbed, "ss7-disabled", "--mode", "call", "--rate", "20", "--duration", "3",
+                     "--hold", "1.5")
+        far.start()
+        sip = sip_calls_through(testbed, "tmedia-2", 5, "ss7-disabled-sip")
+        _, calls = far.result()
+        refused = [c for c in calls if c["cic"] in GROUP["tmedia-2"]]
+        kept = [c for c in calls if c["cic"] in GROUP["tmedia-1"]]
+        assert refused and kept, calls
+        assert all(c["anm"] is None and c["cause"] == isup.SERVICE_NOT_AVAILABLE
+                   and c["released_by"] == "system" for c in refused), \
+            sorted({(c["cause"], c["released_by"], c["outcome"]) for c in refused}, key=str)
+        assert all(c["outcome"] == "answered" for c in kept), kept
+        assert [c.outcome for c in sip] == ["completed"] * 5, [(c.call_id, c.outcome) for c in sip]
+        assert oam.get("/ss7")["refusing"] == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE}
+    finally:
+        oam.put(path, {"enabled": True})
+        oam.reload()
+    wait_for(lambda: refusing() == {}, 20, "tmedia-2's trunk group accepting again")
+    far = FarEnd(testbed, "ss7-enabled", "--mode", "call", "--rate", "20", "--duration", "3",
+                 "--hold", "1.5")
+    far.start()
+    summary, calls = far.result()
+    assert {c["cic"] in GROUP["tmedia-1"] for c in calls} == {True, False}
+    assert summary["failed"] == 0 and all(c["outcome"] == "answered" for c in calls), summary
