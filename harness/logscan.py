@@ -60,19 +60,19 @@ UNIT_FENCE = "no poll for "          # a unit no host polled gives up its interf
 SLOW_TICK = "slow tick"              # toolpack_sys_manager: its loop stalled
 
 
-def unexpected(kind: str) -> tuple[str, ...]:
+def unexpected(kind: str, unit_level: bool) -> tuple[str, ...]:
     """The events that fault `kind` does not cause: a deadlock kill belongs to the
-    deadlock operation only, a unit's reboot or fence to the unit faults."""
+    deadlock operation only, a unit's reboot or fence to the unit faults (`unit_level`,
+    the fault registry's)."""
     out = () if kind == "deadlock" else (FALSE_DEADLOCK,)
-    unit_kind = kind.startswith("unit_") or kind in (
-        "voip_ports_down", "bond_port_down", "bond_port_silent", "voice_path_cut")
-    return out if unit_kind else out + (UNIT_REBOOT, UNIT_FENCE)
+    return out if unit_level else out + (UNIT_REBOOT, UNIT_FENCE)
 
 
 # What a failed run prints of the nodes' logs beside its verdict: the events that explain a
 # refusal or a lost call. A CI run keeps only the printed output.
-NOTABLE = (FALSE_DEADLOCK, UNIT_REBOOT, UNIT_FENCE, SLOW_TICK, "toolpack: crash ",
-           "toolpack_sys_manager: handing over to", "-> active (epoch", "-> standby (epoch")
+NOTABLE = (FALSE_DEADLOCK, UNIT_REBOOT, UNIT_FENCE, SLOW_TICK,
+           EVENTS["app_crashed"].format(app=""), EVENTS["handover"], EVENTS["became_active"],
+           "-> standby (epoch")
 
 
 def notable_events(tb: Testbed, since: float) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import logscan, post_checks, roles
 from . import verdict as vd
 from .checks import Verdict, check, load_problems, open_load_problems
-from .faults import FaultSet, from_spec
+from .faults import FaultSet, fault_class, from_spec
 from .faults import prepare as prepare_fault
 from .history import History
 from . import unit_ops
@@ -421,7 +421,7 @@ def _logs_check(tb, op, since: float) -> vd.SubCheck:
     if op.switchover:
         expect += logscan.switchover_events(kind in GRACEFUL)
     allow = logscan.MAIN_DB_LOST + logscan.BACKUP_DB_LOST if db_may_go(tb, kind) else ()
-    return logscan.scan(tb, since, expect=expect, allow=allow, forbid=logscan.unexpected(kind))
+    return logscan.scan(tb, since, expect=expect, allow=allow, forbid=logscan.unexpected(kind, fault_class(kind).unit_level))
 
 
 class _garp_capture:

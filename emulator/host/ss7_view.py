@@ -33,28 +33,22 @@ def view(units: dict, services: dict) -> dict:
     mtp3_links = {}
     if len(active) == 1:
         mtp3_links = ((found[active[0]][1].get("mtp3") or {}).get("links")) or {}
-    links = []
-    for unit, (board, st) in found.items():
-        link = st.get("link") or {}
+    def record(unit, board, node, link):
         slc = link.get("slc")
         used = mtp3_links.get(str(slc)) or mtp3_links.get(slc) or {}
-        links.append({"slc": slc, "unit": unit, "board": board,
-                      "node": "running" if st.get("running", True) else "stopped",
-                      "state": link.get("state"), "failure": link.get("failure"),
-                      "mtp3_state": used.get("state"),
-                      "traffic_tx": used.get("traffic_tx"), "traffic_rx": used.get("traffic_rx")})
+        return {"slc": slc, "unit": unit, "board": board, "node": node,
+                "state": link.get("state"), "failure": link.get("failure"),
+                "mtp3_state": used.get("state"),
+                "traffic_tx": used.get("traffic_tx"), "traffic_rx": used.get("traffic_rx")}
+    links = [record(unit, board, "running" if st.get("running", True) else "stopped",
+                    st.get("link") or {}) for unit, (board, st) in found.items()]
     # a unit with no node polled (its board lost): its link as the active unit's node
     # last heard of it from its mate, and as MTP3 uses it
     if len(active) == 1:
         st = found[active[0]][1]
         mate, mate_link = st.get("mate"), st.get("mate_link") or {}
-        slc = mate_link.get("slc")
-        if mate and mate not in found and slc is not None:
-            used = mtp3_links.get(str(slc)) or mtp3_links.get(slc) or {}
-            links.append({"slc": slc, "unit": mate, "board": services.get(mate),
-                          "node": "not polled", "state": mate_link.get("state"),
-                          "failure": mate_link.get("failure"), "mtp3_state": used.get("state"),
-                          "traffic_tx": used.get("traffic_tx"), "traffic_rx": used.get("traffic_rx")})
+        if mate and mate not in found and mate_link.get("slc") is not None:
+            links.append(record(mate, services.get(mate), "not polled", mate_link))
     links.sort(key=lambda x: (x["slc"] is None, x["slc"] if x["slc"] is not None else 0))
     isup = (found[active[0]][1].get("isup") or {}) if len(active) == 1 else {}
     return {

@@ -130,7 +130,8 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--trace", metavar="FILE",
                    help="one JSON line per call: cic, direction, called, the times of IAM, "
-                        "ACM, ANM, REL, RLC, cause, released_by (peer or system), outcome")
+                        "ACM, ANM, REL, RLC, cause, released_by (peer or system), outcome; "
+                        "written anew by each run")
     g.add_argument("--summary", metavar="FILE", help="the summary also written here (JSON)")
     g = p.add_argument_group("TCAP")
     g.add_argument("--tcap-dialogues", type=positive(int), default=0, metavar="N",
@@ -151,7 +152,7 @@ class Peer:
         self.causes: Counter = Counter()
         self.released_by: Counter = Counter()
         self.dialogues: dict[int, dict] = {}
-        self.trace = open(a.trace, "a") if a.trace else None
+        self.trace = open(a.trace, "w") if a.trace else None
         self.isup = Isup("ss7-peer", a.opc, a.dpc, {"pstn": a.cics},
                          answer_after_s=a.answer_delay if a.mode != "call" else None,
                          t1_s=a.t1, t5_s=a.t5, t7_s=a.t7,

@@ -147,20 +147,19 @@ class ControlAgent:
         spare that just took a unit over, configured as a spare) is no configuration of
         this unit's stacks yet: it does not refuse. Called on sippy's reactor: reads
         references, takes no lock."""
-        cfg = self.config
-        serves = getattr(self.board, "serves", None) if self.board is not None else None
-        if cfg is None or (serves is not None and cfg.get("unit") != serves) \
-                or any(s["kind"] == "SIP" and s["enabled"] for s in cfg["stacks"]):
-            return None
-        return (503, "Service Unavailable (SIP stack disabled)")
+        return None if self.stack_enabled("SIP") else (503, "Service Unavailable (SIP stack disabled)")
 
     def ss7_enabled(self) -> bool:
-        """The served unit's SS7 stack flag, by admission()'s rule: enabled before any
-        configuration of this unit, else when one of its SS7 stacks is enabled."""
+        """The served unit's SS7 stack flag, passed to its SS7 node (ss7_app.py)."""
+        return self.stack_enabled("SS7")
+
+    def stack_enabled(self, kind: str) -> bool:
+        """Enabled before any configuration of the served unit, else when one of its
+        stacks of `kind` is enabled. Reads references, takes no lock."""
         cfg = self.config
         serves = getattr(self.board, "serves", None) if self.board is not None else None
         return cfg is None or (serves is not None and cfg.get("unit") != serves) \
-            or any(s["kind"] == "SS7" and s["enabled"] for s in cfg["stacks"])
+            or any(s["kind"] == kind and s["enabled"] for s in cfg["stacks"])
 
     # --- request handling (no I/O: unit-testable) -----------------------------------
     def _unit_fields(self) -> dict:

@@ -52,7 +52,6 @@ class FarEnd(threading.Thread):
 
     def run(self):
         c = self.tb.container("ss7-peer")
-        c.exec_run(["rm", "-f", f"/tmp/{self.name}.jsonl"])   # the tool appends to its trace
         res = c.exec_run(self.cmd, demux=True)
         out, err = (x.decode(errors="replace") if x else "" for x in res.output)
         self.output = err[-2000:]
