@@ -86,6 +86,7 @@ class Call:
     outcome: Optional[str] = None      # set when it ends: answered, unanswered, glare, reset
     rel_sent: int = 0                  # how many times our REL went out
     reattempt_of: Optional[int] = None
+    ref: Optional[str] = None          # the placer's name for it (the interworking's SIP call)
 
 
 @dataclass
@@ -224,13 +225,18 @@ class Isup:
         return self.circuits[cic].group not in self.down
 
     def place_call(self, called: str, cic: Optional[int] = None,
-                   reattempt_of: Optional[int] = None) -> Optional[int]:
-        """Seize a circuit (the given one, or an idle one we control first) and send IAM.
-        None when no circuit is free."""
+                   reattempt_of: Optional[int] = None, group: Optional[str] = None,
+                   ref: Optional[str] = None) -> Optional[int]:
+        """Seize a circuit (the given one, or an idle one we control first, of `group` when
+        given) and send IAM. None when no circuit is free, or the group refuses new calls."""
         with self.lock:
+            if group is not None and group in self.refusing:
+                self.counts["refused"] += 1
+                return None
             if cic is None:
                 free = [c for c in self.circuits.values() if c.state == IDLE
-                        and c.group not in self.down and c.cic not in self.blocked]
+                        and c.group not in self.down and c.cic not in self.blocked
+                        and group in (None, c.group)]
                 free.sort(key=lambda c: (not self.controls(c.cic), c.cic))
                 if not free:
                     self.counts["no circuit"] += 1
@@ -241,7 +247,7 @@ class Isup:
                 if c.state != IDLE or c.group in self.down:
                     raise ValueError(f"CIC {cic} is {self.status_of(c)}")
             c.state, c.call = OUTGOING, Call(c.cic, "out", called, time.time(),
-                                              reattempt_of=reattempt_of)
+                                              reattempt_of=reattempt_of, ref=ref)
             self._send(c.cic, encode_iam(c.cic, called), "IAM")
             self._arm(c, self.t7_s, self._t7)
             self._changed(c, "iam")
@@ -444,7 +450,9 @@ class Isup:
             return
         c.state, c.call = INCOMING, Call(c.cic, "in", f["called"], time.time())
         if lost:                                # once this circuit is taken by the IAM
-            self.place_call(lost.called, reattempt_of=lost.cic)
+            if self.place_call(lost.called, reattempt_of=lost.cic, group=c.group,
+                               ref=lost.ref) is None and self.on_event:
+                self.on_event("failed", lost)   # its placer hears the call is gone
         if c.group in self.down:
             self._send_rel(c, CIRCUIT_NOT_AVAILABLE)
             return

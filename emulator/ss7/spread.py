@@ -65,6 +65,7 @@ import socket
 import threading
 import time
 from collections import deque
+from dataclasses import asdict
 from functools import partial
 from typing import Callable, Optional
 
@@ -297,7 +298,7 @@ class Node:
                  mate_connect: Optional[tuple[str, int]] = None,
                  proving_s: float = m2pa.PROVING_S, isup_kw: Optional[dict] = None,
                  tcap_kw: Optional[dict] = None, log: Optional[Callable[[str], None]] = None,
-                 alone_after_s: float = ALONE_AFTER_S):
+                 alone_after_s: float = ALONE_AFTER_S, interworking: bool = False):
         if (mate_listen is None) == (mate_connect is None):
             raise ValueError("a node either listens for its mate or connects to it")
         if mate_name not in groups or name not in groups:
@@ -316,8 +317,11 @@ class Node:
         self._unconfirmed: deque = deque()      # (gen, fsn, msu hex) accepted while standby
         self.takeovers: list[dict] = []
         self.admits = {name: True, mate_name: True}    # each unit's SS7 stack enabled
+        self.interworking = interworking   # both units' calls have a SIP side (interwork.py)
+        self.iw = None                     # this unit's Interworking, set before start()
         self.isup = Isup(name, opc, dpc, groups, on_update=partial(self._replicate, "isup"),
-                         **(isup_kw or {}))
+                         on_event=self._isup_event,
+                         on_call_end=partial(self._isup_event, "end"), **(isup_kw or {}))
         self.tcap = Tcap(name, opc, dpc, on_update=partial(self._replicate, "tcap"), **(tcap_kw or {}))
         self._stopped = threading.Event()
         self._link_server = socket.create_server(link_listen)
@@ -401,6 +405,8 @@ class Node:
                    "mate_link": {"slc": self.mate_slc, **remote} if remote else None,
                    "mtp3": mtp3, "takeovers": list(self.takeovers)}
         out["isup"] = self.isup.status()
+        if self.iw is not None:
+            out["interworking"] = self.iw.status()
         return out
 
     # -- this unit's link -----------------------------------------------------------------
@@ -521,6 +527,11 @@ class Node:
                     return
                 self.admits[self.mate_name] = bool(msg.get("enabled", True))
             self._apply_admits()
+        elif op == "iw_cmd":           # the other unit's interworking: run here, the active
+            self.iw_command(msg)
+        elif op == "iw_ev":            # an ISUP event of a call on this unit's trunk group
+            if self.iw is not None:
+                self.iw.on_isup(msg["ev"], msg["d"])
         elif op == "snapshots":
             self.isup.restore(msg["isup"], take_over=False)
             self.tcap.restore(msg["tcap"])
@@ -634,6 +645,47 @@ class Node:
         elif role == STANDBY and not self._stopped.is_set():
             self._become_active(f"unit {self.mate_name} lost")
 
+    # -- SIP-ISUP interworking: each unit's side of its own trunk group's calls ----------------
+
+    def iw_command(self, cmd: dict) -> None:
+        """An interworking order (place, answer, release): carried out by ISUP here when
+        this node is active, else sent to the active. Not under the node's lock."""
+        with self.lock:
+            role, mate = self.role, self.mate
+        if role != ACTIVE:
+            if mate is not None:
+                mate.send({"op": "iw_cmd", **cmd})
+            elif cmd["cmd"] == "place":     # no active to place it: the call fails
+                self._iw_event("failed", cmd["group"], {"ref": cmd["ref"], "direction": "out"})
+            return
+        try:
+            if cmd["cmd"] == "place":
+                if self.isup.place_call(cmd["called"], group=cmd["group"], ref=cmd["ref"]) is None:
+                    self._iw_event("failed", cmd["group"], {"ref": cmd["ref"], "direction": "out"})
+            elif cmd["cmd"] == "answer":
+                self.isup.answer(cmd["cic"])
+            elif cmd["cmd"] == "release":
+                self.isup.release(cmd["cic"], cmd.get("cause", 16))
+        except (KeyError, ValueError) as exc:
+            self.log(f"interworking order {cmd!r} not carried out: {exc!r}")
+
+    def _isup_event(self, ev: str, call) -> None:     # ISUP's on_event, under its lock
+        if not self.interworking:
+            return
+        c = self.isup.circuits.get(call.cic)
+        if c is not None:
+            self._iw_event(ev, c.group, asdict(call))
+
+    def _iw_event(self, ev: str, group: str, d: dict) -> None:
+        """To the interworking of the unit whose trunk group it is: here, or the other unit."""
+        if group == self.name:
+            if self.iw is not None:
+                self.iw.on_isup(ev, d)
+        elif group == self.mate_name:
+            mate = self.mate
+            if mate is not None:
+                mate.send({"op": "iw_ev", "ev": ev, "d": d})
+
     def _deliver(self, m, slc: int, replayed: bool = False) -> None:
         self.isup.on_message(m, slc, replayed)
         self.tcap.on_message(m, slc, replayed)
@@ -687,7 +739,9 @@ def parser() -> argparse.ArgumentParser:
         description="This unit's part of the system's SS7 signalling point: its own M2PA "
                     "link to the far end, and MTP3, ISUP and TCAP active or standby with the "
                     "other unit (see the module's docstring). Without a SIP side yet, the "
-                    "active answers the far end's IAMs after --answer-delay.",
+                    "With --sip, each unit's SIP-ISUP interworking (interwork.py) is the SIP side "
+                    "of its own trunk group's calls; without it, the active answers the far "
+                    "end's IAMs itself after --answer-delay.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True, help="this unit, e.g. tmedia-1")
     p.add_argument("--mate", required=True, help="the other unit")
@@ -706,6 +760,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--proving", type=positive(float), default=m2pa.PROVING_S, metavar="S")
     p.add_argument("--answer-delay", type=positive(float), default=0.1, metavar="S",
                    help="ANM S s after the ACM of the far end's call (default 0.1)")
+    p.add_argument("--sip", type=address, metavar="HOST:PORT",
+                   help="the interworking's SIP address (the unit's ISUP trunk group as a "
+                        "gateway route's destination)")
+    p.add_argument("--sip-stack", type=address, metavar="HOST:PORT",
+                   help="the unit's SIP stack, where the far end's calls go as INVITEs "
+                        "(with --sip; default: --sip's host, port 5060)")
     p.add_argument("--status", metavar="FILE",
                    help="the node's status as JSON, rewritten every 0.5 s")
     p.add_argument("--control", metavar="FILE",
@@ -730,26 +790,52 @@ def main(argv: Optional[list[str]] = None) -> int:
     a = parser().parse_args(argv)
     if {a.name, a.mate} - set(a.groups):
         parser().error(f"--groups: a trunk group for each of {a.name} and {a.mate}")
+    if a.sip_stack and not a.sip:
+        parser().error("--sip-stack needs --sip")
     try:
         node = Node(a.name, a.mate, a.opc, a.dpc, slc=a.slc, mate_slc=1 - a.slc,
                     link_listen=a.link_listen, groups=a.groups, preferred=a.preferred,
                     mate_listen=a.mate_listen, mate_connect=a.mate_connect,
-                    proving_s=a.proving, isup_kw={"answer_after_s": a.answer_delay},
+                    proving_s=a.proving, interworking=a.sip is not None,
+                    isup_kw={"answer_after_s": None if a.sip else a.answer_delay},
                     tcap_kw={"first_tid": 0x1000 if a.slc == 0 else 0x100000})
     except OSError as e:
         print(f"ss7-{a.name}: cannot listen: {e}", file=sys.stderr)
         return 2
+    iw = None
+    if a.sip:
+        from .interwork import Interworking      # sippy: only where there is a SIP side
+        try:
+            iw = Interworking(a.name, *a.sip, a.sip_stack or (a.sip[0], 5060),
+                              node.iw_command, node.log).start()
+        except OSError as e:
+            print(f"ss7-{a.name}: cannot listen for SIP: {e}", file=sys.stderr)
+            return 2
+        node.iw = iw
     stop = threading.Event()
+
+    def on_signal(*_):
+        stop.set()
+        if iw is not None:
+            iw.stop_from_thread()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     node.start()
-    while not stop.wait(0.5):
-        node.set_admit(read_control(a.control))
-        if a.status:
-            tmp = f"{a.status}.tmp"
-            with open(tmp, "w") as f:
-                json.dump(node.status(), f, default=str)
-            os.replace(tmp, a.status)
+
+    def keep_status():
+        while not stop.wait(0.5):
+            node.set_admit(read_control(a.control))
+            if a.status:
+                tmp = f"{a.status}.tmp"
+                with open(tmp, "w") as f:
+                    json.dump(node.status(), f, default=str)
+                os.replace(tmp, a.status)
+    if iw is None:
+        keep_status()
+    else:      # sippy's reactor on this thread, the status beside it
+        threading.Thread(target=keep_status, daemon=True, name="ss7-status").start()
+        iw.run()
+        stop.set()
     node.stop()
     return 0
 

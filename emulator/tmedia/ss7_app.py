@@ -12,6 +12,10 @@ Environment (the board's):
   TMEDIA_SS7_PORT       the link's TCP port on the unit's address (3565)
   TMEDIA_SS7_MATE_PORT  the mate connection's port, on the first unit's address (3566)
   TMEDIA_SS7_STATUS     where the node writes its status (/tmp/tmedia-ss7.json)
+  TMEDIA_SS7_SIP_PORT   the SIP-ISUP interworking's port on the unit's address (each unit's
+                        ISUP trunk group as a gateway route's destination; its calls go to
+                        the unit's SIP stack on port 5060); empty: no interworking, the
+                        active answers the far end's IAMs itself
   TMEDIA_SS7_CONTROL    where the board writes the served unit's SS7 stack flag from its
                         configuration, which the node reads (/tmp/tmedia-ss7-control.json)
 """
@@ -39,6 +43,7 @@ class Ss7Config:
     mate_port: int
     status_path: str
     control_path: str = "/tmp/tmedia-ss7-control.json"
+    sip_port: Optional[int] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Optional["Ss7Config"]:
@@ -65,14 +70,15 @@ class Ss7Config:
         if not all(f"{u}=" in groups for u, _ in units):
             raise bad("TMEDIA_SS7_GROUPS", "a trunk group for each SS7 unit")
         ports = []
-        for name, default in (("TMEDIA_SS7_PORT", "3565"), ("TMEDIA_SS7_MATE_PORT", "3566")):
+        for name, default in (("TMEDIA_SS7_PORT", "3565"), ("TMEDIA_SS7_MATE_PORT", "3566"),
+                              ("TMEDIA_SS7_SIP_PORT", "")):
             v = env.get(name, "").strip() or default
-            if not v.isdigit() or not 0 < int(v) < 65536:
+            if v and (not v.isdigit() or not 0 < int(v) < 65536):
                 raise bad(name, "not a port")
-            ports.append(int(v))
-        return cls(tuple(units), int(own), int(far), groups, *ports,
+            ports.append(int(v) if v else None)
+        return cls(tuple(units), int(own), int(far), groups, ports[0], ports[1],
                    env.get("TMEDIA_SS7_STATUS", "/tmp/tmedia-ss7.json"),
-                   env.get("TMEDIA_SS7_CONTROL", "/tmp/tmedia-ss7-control.json"))
+                   env.get("TMEDIA_SS7_CONTROL", "/tmp/tmedia-ss7-control.json"), ports[2])
 
     def argv(self, unit: str) -> Optional[list[str]]:
         """The node's command line for `unit`, None when it ends no link."""
@@ -87,7 +93,9 @@ class Ss7Config:
                 "--mate", names[1 - slc], "--opc", str(self.opc), "--dpc", str(self.dpc),
                 "--slc", str(slc), "--link-listen", f"{ip}:{self.port}", *mate,
                 "--groups", self.groups, *(["--preferred"] if slc == 0 else []),
-                "--status", self.status_path, "--control", self.control_path]
+                "--status", self.status_path, "--control", self.control_path,
+                *(["--sip", f"{ip}:{self.sip_port}", "--sip-stack", f"{ip}:5060"]
+                  if self.sip_port else [])]
 
 
 class Ss7Process:

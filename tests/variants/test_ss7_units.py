@@ -8,6 +8,7 @@ in a run of that variant (conftest.py):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -21,6 +22,7 @@ from harness.sipp import DockerExecutor, SippLoad, SippUas
 from harness.testbed import TestbedError
 
 PC_SYS, PC_FAR = 1001, 2002
+SIP_IW_PORT = 5070         # each unit's SIP-ISUP interworking (TMEDIA_SS7_SIP_PORT)
 GROUP = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}
 
 
@@ -68,6 +70,17 @@ class FarEnd(threading.Thread):
         return self.summary, self.calls
 
 
+@contextlib.contextmanager
+def answering(tb, name: str):
+    """sipp-uas answering: the far end's IAMs become INVITEs (each unit's interworking to
+    its SIP stack), which the gateway's default route sends there."""
+    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
+                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
+    with uas:
+        yield uas
+        uas.stop(grace_s=5)
+
+
 def ss7(tb, unit: str) -> dict:
     """The SS7 node's status of the board serving `unit` now ({} while none serves it)."""
     try:
@@ -78,6 +91,8 @@ def ss7(tb, unit: str) -> dict:
 
 def test_each_unit_ends_one_link_and_calls_cross_both(testbed):
     # 30 calls up at once: the far end takes the 15 even CICs it controls in each group
+    stack = contextlib.ExitStack()
+    uas = stack.enter_context(answering(testbed, "both-links"))
     far = FarEnd(testbed, "both-links", "--mode", "call", "--rate", "10", "--duration", "4",
                  "--hold", "3")
     far.start()
@@ -98,8 +113,14 @@ def test_each_unit_ends_one_link_and_calls_cross_both(testbed):
         for layer in ("isup", "sccp", "tcap")), (view["instances"], roles)
     assert len(view["circuits"]) == 60
     summary, calls = far.result()
+    stack.close()
     assert summary["failed"] == 0 and summary["answered"] == summary["placed"] >= 35, summary
     assert {c["cic"] in GROUP["tmedia-1"] for c in calls} == {True, False}   # both groups
+    # each one answered by sipp-uas through its unit's interworking and SIP stack: the
+    # far end's REL became the BYE that ended the SIP leg
+    legs = uas.calls()
+    assert len(legs) == len(calls) and all(c.outcome == "completed" for c in legs), \
+        [(c.call_id, c.outcome) for c in legs]
     st = {u: ss7(testbed, u) for u in GROUP}
     assert {st[u]["role"] for u in GROUP} == {"active", "standby"}, st
     active = next(s for s in st.values() if s["role"] == "active")
@@ -112,6 +133,8 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
     st = {u: ss7(testbed, u) for u in GROUP}
     active = next(u for u in GROUP if st[u].get("role") == "active")
     other = next(u for u in GROUP if u != active)
+    faults_stack = contextlib.ExitStack()
+    faults_stack.enter_context(answering(testbed, "power-off"))
     far = FarEnd(testbed, "power-off", "--mode", "call", "--rate", "10", "--duration", "12",
                  "--hold", "3")
     far.start()
@@ -136,6 +159,7 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
              and not ss7(testbed, other)["isup"]["groups_down"], 30,
              f"the board now serving {active}: its SS7 node standby, the group up again")
     summary, calls = far.result()
+    faults_stack.close()
 
     def up_at(c, t):
         return c["anm"] is not None and c["anm"] < t and (c["rel"] or 1e18) > t
@@ -159,27 +183,69 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
           f"trunks released")    # the faults fixture heals: the board returns, units go home
 
 
-def sip_calls_through(tb, unit: str, n: int, name: str) -> list:
-    """n SIP calls through `unit` (SIPp to SIPp, routed by the active gateway)."""
-    sipp_dir = tb.dir / "sipp"
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), sipp_dir, "/work"),
-                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
-    load = SippLoad(DockerExecutor(tb.container("sipp-uac"), sipp_dir, "/work"),
+def sip_calls_through(tb, unit: str, n: int, name: str, *, service: str = "1000",
+                      uas: SippUas | None = None) -> list:
+    """n SIP calls through `unit` to `service`, routed by the active gateway (to SIPp, or
+    to an ISUP trunk group). `uas`: a SIPp far end already answering."""
+    load = SippLoad(DockerExecutor(tb.container("sipp-uac"), tb.dir / "sipp", "/work"),
                     f"{tb.ip(unit, 'voip')}:5060", tb.ip("sipp-uac", "voip"),
-                    rate=5, hold_s=1, calls=n, name=f"{name}-uac")
-    with uas:
+                    rate=5, hold_s=1, calls=n, name=f"{name}-uac", service=service)
+    with contextlib.ExitStack() as stack:
+        if uas is None:
+            uas = stack.enter_context(answering(tb, name))
         with load:
             assert load.wait(), "SIPp did not finish its calls in time"
-        uas.stop(grace_s=5)
-    return load.calls(far_end=uas)
+    return load.calls()
+
+
+@contextlib.contextmanager
+def isup_route(tb, prefix: str, unit: str):
+    """A gateway route from `prefix` to `unit`'s ISUP trunk group (its interworking's
+    address), reloaded; removed and reloaded after."""
+    oam = Oam.master(tb)
+    route = oam.post("/routes", {"prefix": prefix, "host": tb.ip(unit, "voip"), "port": SIP_IW_PORT})
+    try:
+        oam.reload()
+        yield
+    finally:
+        oam.delete(f"/routes/{route['id']}")
+        oam.reload()
+
+
+def links_in_service(tb) -> None:
+    wait_for(lambda: all(l["mtp3_state"] == "in_service"
+                         for l in tb.oam(tb.master(), "/api/v1/ss7")["links"]), 20,
+             "both links in service in MTP3")
+
+
+def test_sip_calls_routed_to_an_isup_trunk_group_become_isup_calls(testbed):
+    """SIPp calls through tmedia-1 to prefix 77, routed to tmedia-2's trunk group: each
+    becomes an IAM on one of tmedia-2's circuits (ACM 180, ANM 200), the caller's BYE a
+    REL with cause 16 that the far end answers with RLC."""
+    far = FarEnd(testbed, "sip-isup", "--mode", "answer", "--duration", "15", "--drain", "2")
+    with isup_route(testbed, "77", "tmedia-2"):
+        far.start()
+        links_in_service(testbed)
+        sip = sip_calls_through(testbed, "tmedia-1", 5, "sip-isup", service="7712345")
+        iw = ss7(testbed, "tmedia-2").get("interworking") or {}
+    _, calls = far.result()
+    assert [c.outcome for c in sip] == ["completed"] * 5, \
+        [(c.call_id, c.outcome, c.final_code, c.final_reason) for c in sip]
+    assert len(calls) == 5, calls
+    for c in calls:
+        assert c["direction"] == "in" and c["called"] == "7712345" and c["cic"] in GROUP["tmedia-2"], c
+        assert (c["outcome"], c["released_by"], c["cause"]) == ("answered", "system", isup.NORMAL_CLEARING), c
+        assert c["acm"] and c["anm"] and c["rlc"], c
+    assert iw.get("sip_isup", 0) >= 5 and iw.get("answered", 0) >= 5, iw
 
 
 def test_the_ss7_stack_disabled_refuses_its_units_new_isup_calls_and_sip_calls_go_on(testbed):
     """The operator disables tmedia-2's SS7 stack and reloads: the far end's new calls on
-    tmedia-2's circuits are released at once with cause 63, those on tmedia-1's answered,
-    and SIP calls through tmedia-2 still complete. Enabled again: all answered. (The far
-    end seizes the lowest circuit it controls first: 30 calls up at once fill tmedia-1's
-    15 and spill over onto tmedia-2's.)"""
+    tmedia-2's circuits are released at once with cause 63, those on tmedia-1's answered;
+    SIP calls routed to tmedia-2's trunk group get 503; SIP calls through tmedia-2 still
+    complete. Enabled again: all answered. (The far end seizes the lowest circuit it
+    controls first: 30 calls up at once fill tmedia-1's 15 and spill over onto
+    tmedia-2's.)"""
     oam = Oam.master(testbed)
     stack = next(x for x in oam.get("/stacks")["stacks"]
                  if x["unit"] == "tmedia-2" and x["kind"] == "SS7")
@@ -188,32 +254,39 @@ def test_the_ss7_stack_disabled_refuses_its_units_new_isup_calls_and_sip_calls_g
     def refusing():
         active = next((st for st in (ss7(testbed, u) for u in GROUP) if st.get("role") == "active"), {})
         return (active.get("isup") or {}).get("refusing")
-    try:
-        oam.put(path, {"enabled": False})
-        oam.reload()
-        wait_for(lambda: refusing() == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE}, 20,
-                 "the active SS7 node refusing tmedia-2's trunk group")
-        far = FarEnd(testbed, "ss7-disabled", "--mode", "call", "--rate", "20", "--duration", "3",
+    with answering(testbed, "ss7-disabled") as uas, isup_route(testbed, "77", "tmedia-2"):
+        try:
+            oam.put(path, {"enabled": False})
+            oam.reload()
+            wait_for(lambda: refusing() == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE}, 20,
+                     "the active SS7 node refusing tmedia-2's trunk group")
+            far = FarEnd(testbed, "ss7-disabled", "--mode", "both", "--rate", "20",
+                         "--duration", "3", "--hold", "1.5")
+            far.start()
+            links_in_service(testbed)
+            sip = sip_calls_through(testbed, "tmedia-2", 5, "ss7-disabled-sip", uas=uas)
+            to_isup = sip_calls_through(testbed, "tmedia-1", 3, "ss7-disabled-isup",
+                                        service="7700", uas=uas)
+            _, calls = far.result()
+            refused = [c for c in calls if c["cic"] in GROUP["tmedia-2"]]
+            kept = [c for c in calls if c["cic"] in GROUP["tmedia-1"]]
+            assert refused and kept, calls
+            assert all(c["anm"] is None and c["cause"] == isup.SERVICE_NOT_AVAILABLE
+                       and c["released_by"] == "system" for c in refused), \
+                sorted({(c["cause"], c["released_by"], c["outcome"]) for c in refused}, key=str)
+            assert all(c["outcome"] == "answered" for c in kept), kept
+            assert [c.outcome for c in sip] == ["completed"] * 5, [(c.call_id, c.outcome) for c in sip]
+            assert [(c.outcome, c.final_code) for c in to_isup] == [("failed", 503)] * 3, \
+                [(c.call_id, c.outcome, c.final_code, c.final_reason) for c in to_isup]
+            assert not [c for c in calls if c["direction"] == "in"], "an IAM left for a refused SIP call"
+            assert oam.get("/ss7")["refusing"] == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE}
+        finally:
+            oam.put(path, {"enabled": True})
+            oam.reload()
+        wait_for(lambda: refusing() == {}, 20, "tmedia-2's trunk group accepting again")
+        far = FarEnd(testbed, "ss7-enabled", "--mode", "call", "--rate", "20", "--duration", "3",
                      "--hold", "1.5")
         far.start()
-        sip = sip_calls_through(testbed, "tmedia-2", 5, "ss7-disabled-sip")
-        _, calls = far.result()
-        refused = [c for c in calls if c["cic"] in GROUP["tmedia-2"]]
-        kept = [c for c in calls if c["cic"] in GROUP["tmedia-1"]]
-        assert refused and kept, calls
-        assert all(c["anm"] is None and c["cause"] == isup.SERVICE_NOT_AVAILABLE
-                   and c["released_by"] == "system" for c in refused), \
-            sorted({(c["cause"], c["released_by"], c["outcome"]) for c in refused}, key=str)
-        assert all(c["outcome"] == "answered" for c in kept), kept
-        assert [c.outcome for c in sip] == ["completed"] * 5, [(c.call_id, c.outcome) for c in sip]
-        assert oam.get("/ss7")["refusing"] == {"tmedia-2": isup.SERVICE_NOT_AVAILABLE}
-    finally:
-        oam.put(path, {"enabled": True})
-        oam.reload()
-    wait_for(lambda: refusing() == {}, 20, "tmedia-2's trunk group accepting again")
-    far = FarEnd(testbed, "ss7-enabled", "--mode", "call", "--rate", "20", "--duration", "3",
-                 "--hold", "1.5")
-    far.start()
-    summary, calls = far.result()
+        summary, calls = far.result()
     assert {c["cic"] in GROUP["tmedia-1"] for c in calls} == {True, False}
     assert summary["failed"] == 0 and all(c["outcome"] == "answered" for c in calls), summary
