@@ -63,7 +63,7 @@ unit: $(VPY) ## fast unit tests only (no Docker)
 XDB_OPS := shutdown-mysql-master kill-mysql-master shutdown-mysql-slave kill-mysql-slave \
 	power-off-master shutdown-master cut-master-networks power-off-slave shutdown-slave cut-slave-networks
 XDB_PYTEST_ARGS ?=
-# Then the ss7 variant's tests (SS7 on the units, the ss7-peer container), on a third
+# Then the ss7 variant's tests and its SS7 operations (SS7 on the units, the ss7-peer container), on a third
 # testbed of their own (PROJECT-ss7).
 SS7_PYTEST_ARGS ?=
 test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenarios; then the external-db variant's MySQL and host operations, and the ss7 variant's tests
@@ -71,7 +71,7 @@ test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenario
 	TB_VARIANT=external-db TB_PROJECT=$(PROJECT)-xdb $(VPY) -m pytest tests/variants scenarios/test_matrix.py \
 	  --tb-runs=runs/external-db -k "external_db or $(shell echo $(XDB_OPS) | sed 's/ / or /g')" \
 	  $(XDB_PYTEST_ARGS) || rc=$$?; \
-	TB_VARIANT=ss7 TB_PROJECT=$(PROJECT)-ss7 $(VPY) -m pytest tests/variants --tb-runs=runs/ss7 \
+	TB_VARIANT=ss7 TB_PROJECT=$(PROJECT)-ss7 $(VPY) -m pytest tests/variants scenarios/test_matrix.py --tb-runs=runs/ss7 \
 	  $(SS7_PYTEST_ARGS) || rc=$$?; \
 	exit $$rc
 

@@ -38,7 +38,7 @@ def main() -> int:
     p.add_argument("--vrrp", action="append", choices=("default", "fast"),
                    help="keepalived profile measured beside each host power-off (repeatable)")
     args = p.parse_args()
-    ops = [o for o in load() if o.switchover and (not args.op or o.id in args.op)]
+    ops = [o for o in load(variant="default") if o.switchover and (not args.op or o.id in args.op)]
     tb = Testbed()
     brought_up = not tb.running()
     tb.up()

@@ -78,7 +78,7 @@ NOTABLE = (FALSE_DEADLOCK, UNIT_REBOOT, UNIT_FENCE, SLOW_TICK,
 def notable_events(tb: Testbed, since: float) -> list[str]:
     """Every host's and unit's NOTABLE lines since `since`, in time order (Docker's
     timestamp), each with its container; a log that could not be read says so."""
-    logs, unreadable = read_logs(tb, since, tb.server_hosts + list(BOARDS))
+    logs, unreadable = read_logs(tb, since, list(tb.server_hosts) + list(BOARDS))
     out = [f"{c}: {line.strip()[:200]}" for c, text in logs.items()
            for line in text.splitlines() if any(e in line for e in NOTABLE)]
     return sorted(out, key=lambda e: e.split(": ", 1)[1]) + \

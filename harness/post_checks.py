@@ -60,6 +60,7 @@ UAC_REINVITE_XML = SCENARIO_DIR / "uac_reinvite.xml"
 UAS_REINVITE_XML = SCENARIO_DIR / "uas_reinvite.xml"
 REINVITE_EVERY_S = 2.0              # the pause between two rounds in uac_reinvite.xml
 SIP_DISABLED_REASON = "Service Unavailable (SIP stack disabled)"   # the unit's own refusal
+SS7_DISABLED_REASON = "SS7 stack disabled"          # the interworking's (emulator/ss7/interwork.py)
 UNIT_CONTROL_PORT = 7000
 
 
@@ -552,14 +553,22 @@ class Checks:
 
     def stacks_enable_disable(self) -> str:
         """Each stack disabled on its own, with a reload each. SIP: new calls are refused
-        with the unit's own reason. SS7 and ISDN have no traffic here: what changes is the
-        unit's own report of the stack, and SIP calls go on."""
+        with the unit's own reason. SS7 on the ss7 variant: a SIP call to tmedia-1's ISUP
+        trunk group is refused (503, "SS7 stack disabled"), SIP calls go on. SS7 elsewhere
+        and ISDN have no traffic: what changes is the unit's own report of the stack, and
+        SIP calls go on."""
         stacks = {s["kind"]: s for s in self.oam.get("/stacks")["stacks"]
                   if s["unit"] == "tmedia-1" and s["enabled"]}
         if set(stacks) != {"SIP", "SS7", "ISDN"}:
             raise AssertionError(f"tmedia-1 has enabled stacks {sorted(stacks)}, expected SIP, SS7, ISDN")
         return "; ".join(self.one_stack_disabled(stacks[k], stacks, f"{PREFIX}5{i}")
                          for i, k in enumerate(("SIP", "SS7", "ISDN")))
+
+    def isup_route(self) -> str | None:
+        """The prefix routed to tmedia-1's ISUP trunk group where the testbed has SS7 (its
+        node runs the interworking), else None."""
+        from .isup_load import ISUP_PREFIX, node
+        return ISUP_PREFIX["tmedia-1"] if node(self.tb, "tmedia-1").get("interworking") else None
 
     def one_stack_disabled(self, s: dict, stacks: dict, number: str) -> str:
         path = f"/stacks/{s['unit']}/{s['name']}"
@@ -579,6 +588,13 @@ class Checks:
             if s["kind"] == "SIP":
                 c = self.expect_code(f"{number}0", 503, reason=SIP_DISABLED_REASON)
                 effect = f"a SIP call refused {c.final_code} {c.final_reason!r}"
+            elif s["kind"] == "SS7" and self.isup_route():
+                # the ss7 variant: a SIP call to tmedia-1's ISUP trunk group is refused by
+                # its interworking (no IAM leaves), a SIP call still completes
+                c = self.expect_code(f"{self.isup_route()}9{number}", 503, reason=SS7_DISABLED_REASON)
+                self.expect_code(f"{number}0", 200)
+                effect = (f"a call to tmedia-1's ISUP trunk group refused {c.final_code} "
+                          f"{c.final_reason!r}, a SIP call still completed")
             else:
                 self.expect_code(f"{number}0", 200)
                 effect = "the unit reports it disabled, a SIP call still completed"

@@ -22,6 +22,8 @@ from .checks import Verdict, check, load_problems, open_load_problems
 from .faults import FaultSet, fault_class, from_spec
 from .faults import prepare as prepare_fault
 from .history import History
+from .isup_load import ISUP_PREFIX, UAC_ISUP_XML
+from . import isup_load
 from . import unit_ops
 from .arp import GarpCapture, missing_announcements
 from .faults._units import settle
@@ -87,7 +89,8 @@ def make_fault(tb: Testbed, op, master: str, slave: str):
 # sample) and one signalling only (the rest of the rate). Ports kept apart from the
 # post-checks' agents, 5070-5073.
 LOAD_UNITS = ("tmedia-1", "tmedia-2")
-LOAD_PORTS = {"main": [(5060, 6000, 8889), (5062, 6100, 8890), (5074, 6200, 8893), (5076, 6300, 8894)],
+LOAD_PORTS = {"main": [(5060, 6000, 8889), (5062, 6100, 8890), (5074, 6200, 8893), (5076, 6300, 8894),
+                      (5078, 7000, 8897), (5080, 7100, 8898)],
               "heal": [(5064, 6600, 8891), (5066, 6700, 8892), (5082, 6800, 8895), (5084, 6900, 8896)]}
 # The load through the heal runs until the system is healthy (HEAL_HEALTHY_S at most)
 # and has answered calls placed during HEAL_TAIL_S after that; HEAL_MAX_S of calls is
@@ -106,10 +109,12 @@ class Loads:
     `media_rate` calls/s carry RTP (uac.xml) and the rest are signalling only."""
 
     def __init__(self, tb: Testbed, name: str, ports, rate: float, hold_s: float,
-                 duration_s: float, media_rate: float | None = None):
+                 duration_s: float, media_rate: float | None = None, isup_rate: float = 0.0):
         ex = tb.sipp_executor("sipp-uac")
         media = rate if media_rate is None else media_rate
-        shares = [("media", media, UAC_XML), ("signalling", rate - media, UAC_SIGNALLING_XML)]
+        # isup: calls to each unit's own ISUP trunk group (isup_load.py), signalling only
+        shares = [("media", media, UAC_XML), ("signalling", rate - media, UAC_SIGNALLING_XML),
+                  ("isup", isup_rate, UAC_ISUP_XML)]
         self.agents: list[tuple[str, str, SippLoad]] = []
         ports = iter(ports)
         for kind, share, scenario in shares:
@@ -120,9 +125,9 @@ class Loads:
                 self.agents.append((unit, kind, SippLoad(
                     ex, f"{tb.ip(unit, 'voip')}:5060", tb.ip("sipp-uac", "voip"),
                     rate=share / len(LOAD_UNITS), hold_s=hold_s, duration_s=duration_s,
-                    name=f"{name}-{unit}" + ("" if kind == "media" else "-sig"), port=port,
-                    media_port=mport, control_port=cport, recv_timeout_s=RECV_TIMEOUT_S,
-                    scenario=scenario)))
+                    name=f"{name}-{unit}" + {"media": "", "signalling": "-sig"}.get(kind, f"-{kind}"),
+                    port=port, media_port=mport, control_port=cport, recv_timeout_s=RECV_TIMEOUT_S,
+                    scenario=scenario, **({"service": ISUP_PREFIX[unit]} if kind == "isup" else {}))))
 
     @property
     def sipps(self) -> list[SippLoad]:
@@ -169,6 +174,10 @@ class Loads:
                 history.event("note", text=f"{ld.name}: {len(ld.strays)} messages of {len(cids)} "
                                            f"calls it never placed (first: {cids[0]}: "
                                            f"{ld.strays[0].first_line})")
+
+    def isup_ids(self) -> set[str]:
+        """The Call-IDs of the calls to an ISUP trunk group."""
+        return {c.call_id for _, kind, ld in self.agents if kind == "isup" for c in ld.calls()}
 
     def media_ids(self) -> set[str]:
         """The Call-IDs of the calls that carried RTP (the media sample)."""
@@ -236,6 +245,8 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     result.update(master=master, slave=slave, variant=tb.variant or "default")
     history.event("note", text=f"operation {op.id}: {op.seed}", master=master, slave=slave)
     prepare_fault(tb, op.fault, master, slave)   # e.g. the database main back on the master
+    if op.ss7:      # the active ISUP where the operation wants it, the routes to the trunk groups
+        isup_load.prepare(tb, op.ss7["isup_active"], history)
     db_before = db_servers(tb) if _db_apart(tb, op) else None
     unit = op.unit.target if op.unit else None
     before = unit_ops.before_fault(tb, unit) if unit else None
@@ -246,8 +257,14 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     # the planned and the real moment of the fault (SIPp's start, calls answered late,
     # a fault that reads the unit first): up to 5.3 s in CI (unit-bond-port-silent),
     # which with 3 s of slack left the window short of calls
+    load_s = warmup_s + WARMUP_SLACK_S + op.load.after_s
+    isup_rate = op.load.isup_rate if op.ss7 else 0.0
     load = Loads(tb, f"{op.id}-uac", LOAD_PORTS["main"], op.load.rate, op.load.hold_s,
-                 warmup_s + WARMUP_SLACK_S + op.load.after_s, media_rate=op.load.media_rate)
+                 load_s, media_rate=op.load.media_rate, isup_rate=isup_rate)
+    # the far end's ISUP calls (answered by sipp-uas through the units' interworking)
+    far = isup_load.FarEnd(tb, f"{op.id}-isup", "--mode", "both", "--rate", f"{isup_rate:g}",
+                           "--hold", f"{op.load.hold_s:g}", "--duration", f"{load_s:g}",
+                           "--drain", "15", "--hunt", "random") if op.ss7 else None
     # the seed's post-switchover checks need calls established before the fault
     prepared = post_checks.prepare(tb) if op.switchover else None
     # each call's media around the fault: RTP from both units, captured at the far end
@@ -259,9 +276,13 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     checks, config_checks = [], []
     try:
         with uas, capture, _garp_capture(tb, op, before, extra_effects):
+            if far is not None:
+                far.start()
+                isup_load.wait_links(tb, far)
             with load:
                 history.event("note", text=f"load {op.load.rate}/s over {', '.join(LOAD_UNITS)}, "
-                                           f"hold {op.load.hold_s}s, {load.ncalls} calls")
+                                           f"hold {op.load.hold_s}s, {load.ncalls} calls"
+                                           + (f"; ISUP {isup_rate:g}/s each way" if far else ""))
                 wait_for(lambda: established_now(load.sipps) >= op.load.warmup_established,
                          warmup_s + op.load.hold_s + 10,
                          f"{op.load.warmup_established} established calls", interval=0.25)
@@ -296,6 +317,12 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
         phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
+        if far is not None:     # the ISUP legs, judged with the rest (isup_load.py)
+            far_summary, trace = far.result(timeout=load_s + op.load.hold_s + 60)
+            isup_load.join_sip_isup([c for c in calls if c.call_id in load.isup_ids()], trace)
+            isup_calls, isup_units = isup_load.isup_records(trace, uas.calls())
+            calls += isup_calls
+            unit_of.update(isup_units)
         load.note_strays(history)
         for c in calls:
             history.call(c)
@@ -309,12 +336,17 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     v = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
               max_switchover_s=op.max_switchover_s, min_transient=1 if op.switchover else 0,
               lost_ok=lost)
-    extra = load_problems(calls, load.ncalls, t_fault,
-                          warmup_established=op.load.warmup_established, established=established,
-                          after_s=op.load.after_s, rate=op.load.rate)
+    # (the far end's ISUP calls are counted by the SS7 check)
+    extra = load_problems([c for c in calls if not c.call_id.startswith("isup-")], load.ncalls,
+                          t_fault, warmup_established=op.load.warmup_established,
+                          established=established, after_s=op.load.after_s,
+                          rate=op.load.rate + isup_rate)
     verdict.add(_calls_check("calls", v, extra,
                              f"transient expected {'accepted' if op.transient == 'accept' else 'dropped'}"))
     verdict.add(_switchover_check(v, op))
+    if far is not None:
+        verdict.add(isup_load.ss7_check(tb, far_summary, calls, load.isup_ids(), v.classes,
+                                        lost, op.ss7["isup_active"], t_fault, result))
     result.update(classes=v.classes, switchover_s=v.switchover_s, unit_of=unit_of,
                   lost=sorted(lost))
     streams = capture.streams()
@@ -362,7 +394,8 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     verdict.add(_logs_check(tb, op, result["t_begin"]))
     # roles seen without the network: the hosts' and the units' own logs, and SIP
     views = roles.collect(tb, since=result["t_begin"])
-    for c in roles.judge(views, calls + heal_calls, t_fault, v.t_sw, master,
+    sip = [c for c in calls + heal_calls if not c.call_id.startswith("isup-")]   # ISUP legs name no gateway
+    for c in roles.judge(views, sip, t_fault, v.t_sw, master,
                          slave if op.switchover else master, op.switchover, views.read_at):
         verdict.add(c)
     phases.mark("logs and roles judged")

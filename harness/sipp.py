@@ -119,6 +119,7 @@ class CallRecord:
     far_bye: bool | None = None
     far_legs: int | None = None       # far-end legs joined to this call
     retries: int = 0                  # INVITEs re-sent to another address (uac_failover.xml)
+    called: str | None = None         # the Request-URI's user of the first INVITE
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -260,6 +261,16 @@ def parse_aborts(path: Path) -> dict[str, tuple[float, str]]:
     return out
 
 
+def ruri_user(request_line: str) -> str | None:
+    """The user part of a request line's URI ("INVITE sip:7710003@10.0.3.21:5060 SIP/2.0"
+    -> "7710003"), None without one."""
+    parts = request_line.split()
+    uri = parts[1] if len(parts) > 1 else ""
+    _, _, rest = uri.partition(":")
+    user, at, _ = rest.partition("@")
+    return user.split(";")[0] if at and user else None
+
+
 def build_calls(lines: list[TraceLine], side: str,
                 logs: dict[str, str | None] | None = None,
                 aborts: dict[str, tuple[float, str]] | None = None,
@@ -286,6 +297,7 @@ def build_calls(lines: list[TraceLine], side: str,
             if ln.first_line.startswith("INVITE ") and ln.call_id not in invite_cseq:
                 invite_cseq[ln.call_id] = ln.cseq
                 r.invite_t = ln.t
+                r.called = ruri_user(ln.first_line)
             elif ln.first_line.startswith("INVITE ") and r.final_code is None \
                     and ln.cseq > invite_cseq[ln.call_id]:
                 # the same call offered again, elsewhere (uac_failover.xml): its answer

@@ -15,6 +15,9 @@ Calls (matrix field `unit: {target: <unit>, calls: lost|kept}`):
    accepted.
 2. `kept`: nothing of the unit's calls may be lost (a bond port, one control network,
    one voice path: signalling is untouched, media only where the path survives).
+   `isup-lost` (the ss7 variant: the unit's SS7 process crashed): as `lost` for the
+   calls on the unit's ISUP trunk group (both ways, harness/isup_load.py), recovered
+   when one of them is answered again; as `kept` for its SIP calls.
 3. Calls through the other unit are always kept.
 
 Effects (`effect_check`), seen on the unit's own file system or on the wire where the
@@ -26,6 +29,7 @@ surviving voice path.
 from __future__ import annotations
 
 from . import verdict as vd
+from .isup_load import is_isup
 from .probes import boot_record
 
 LOST_KINDS = ("unit_power_off", "voip_ports_down", "unit_app_crash", "unit_unpolled")
@@ -62,8 +66,10 @@ def recovery(calls, unit_of: dict, unit: str, t_fault: float) -> float | None:
 
 def lost_ok(calls, unit_of: dict, unit: str, t_fault: float, policy: str) -> frozenset:
     """Call-IDs the system may lose (rule 1); none under `kept` (rule 2)."""
-    if policy != "lost":
+    if policy not in ("lost", "isup-lost"):
         return frozenset()
+    if policy == "isup-lost":     # its ISUP side failed: recovered when an ISUP call is answered
+        calls = [c for c in calls if is_isup(c)]
     first = _first_answered(calls, unit_of, unit, t_fault)
     return frozenset(c.call_id for c in calls if unit_of.get(c.call_id) == unit
                      and (first is None or c.invite_t < first.invite_t))

@@ -202,7 +202,7 @@ def load_config(path: Path = CHAOS, timers: Timers | None = None) -> Config:
                          op.switchover, op.unit.target if op.unit else None,
                          op.unit.calls if op.unit else "kept", (op.max_switchover_s,),
                          op.max_switchover_s if op.unit else None)
-                    for op in load_matrix(timers=timers))
+                    for op in load_matrix(timers=timers, variant="default"))
     doubles = doc["doubles"]
     if not isinstance(doubles, list) or not doubles:
         raise ChaosError("chaos.yaml: doubles: a non-empty list")

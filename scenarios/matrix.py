@@ -15,11 +15,17 @@ from harness.testbed import UNITS
 MATRIX = Path(__file__).with_name("matrix.yaml")
 FAULT_KINDS = {kind: set(cls.params) for kind, cls in REGISTRY.items()}
 OP_KEYS = {"id", "seed", "fault", "switchover", "transient", "load", "max_switchover_s", "unit",
-           "expect"}
+           "expect", "ss7"}
 REQUIRED = ("id", "seed", "fault", "switchover", "transient")
 LOAD_KEYS = ("rate", "hold_s", "warmup_established", "after_s")
-LOAD_OPTIONAL = ("media_rate",)      # calls/s of `rate` that carry RTP (default: all)
-CALLS = ("lost", "kept")
+# media_rate: calls/s of `rate` that carry RTP (default: all); isup_rate: on the ss7
+# variant, ISUP calls/s each way besides `rate` (the far end's calls to SIP, and SIP calls
+# to the units' trunk groups), split over tmedia-1 and tmedia-2
+LOAD_OPTIONAL = ("media_rate", "isup_rate")
+SS7_KEYS = {"isup_active"}
+# lost: the failed unit's calls may be lost; kept: none may; isup-lost: only its ISUP calls
+# (those on its trunk group, both ways) may, its SIP calls are kept (its SS7 process failed)
+CALLS = ("lost", "kept", "isup-lost")
 
 
 class MatrixError(ValueError):
@@ -33,6 +39,7 @@ class Load:
     warmup_established: int
     after_s: float
     media_rate: float | None = None     # None: every call carries RTP
+    isup_rate: float = 0.0
 
     @property
     def media(self) -> float:
@@ -59,6 +66,9 @@ class Operation:
     max_switchover_s: float
     unit: UnitOutcome | None = None
     expect: str | None = None
+    # an SS7 operation (the ss7 variant's, under the mixed load): the unit whose node must
+    # hold the active ISUP when the fault hits, {"isup_active": "tmedia-1"}
+    ss7: dict | None = None
 
 
 def _number(d: dict, key: str, where: str, cast):
@@ -80,7 +90,10 @@ def _load(d, where: str) -> Load:
     if missing:
         raise MatrixError(f"{where}: load needs numeric {', '.join(LOAD_KEYS)} (missing {missing})")
     load = Load(*(_number(d, k, where, int if k == "warmup_established" else float) for k in LOAD_KEYS),
-                media_rate=_number(d, "media_rate", where, float) if "media_rate" in d else None)
+                media_rate=_number(d, "media_rate", where, float) if "media_rate" in d else None,
+                isup_rate=_number(d, "isup_rate", where, float) if "isup_rate" in d else 0.0)
+    if load.isup_rate < 0:
+        raise MatrixError(f"{where}: load.isup_rate must not be negative")
     if load.rate <= 0 or load.hold_s <= 0:
         raise MatrixError(f"{where}: load rate and hold_s must be positive")
     if load.media_rate is not None and not 0 < load.media_rate <= load.rate:
@@ -120,7 +133,7 @@ def _unit(entry: dict, cls, where: str) -> UnitOutcome | None:
         raise MatrixError(f"{where}: unit.target {u['target']!r} is not fault.target "
                           f"{entry['fault']['target']!r}")
     if u.get("calls") not in CALLS:
-        raise MatrixError(f"{where}: unit.calls must be lost or kept, not {u.get('calls')!r}")
+        raise MatrixError(f"{where}: unit.calls must be one of {', '.join(CALLS)}, not {u.get('calls')!r}")
     return UnitOutcome(u["target"], u["calls"])
 
 
@@ -160,8 +173,16 @@ def _operation(entry, i: int, source: str, defaults: dict, timers: Timers, seen:
     bound = entry.get("max_switchover_s", cls.max_switchover_s(timers))
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound <= 0:
         raise MatrixError(f"{where}: max_switchover_s must be a positive number, not {bound!r}")
+    ss7 = entry.get("ss7")
+    if ss7 is not None:
+        if not isinstance(ss7, dict) or set(ss7) != SS7_KEYS or ss7["isup_active"] not in UNITS:
+            raise MatrixError(f"{where}: ss7 must be {{isup_active: <unit>}} (one of "
+                              f"{', '.join(UNITS)}), not {ss7!r}")
+        if not load.isup_rate:
+            raise MatrixError(f"{where}: an ss7 operation needs a load with isup_rate")
     return Operation(entry["id"], entry["seed"], dict(entry["fault"]), entry["switchover"],
-                     entry["transient"], load, float(bound), unit, entry.get("expect"))
+                     entry["transient"], load, float(bound), unit, entry.get("expect"),
+                     dict(ss7) if ss7 else None)
 
 
 def parse(text: str, source: str = "matrix.yaml", timers: Timers | None = None,
@@ -197,5 +218,11 @@ def parse(text: str, source: str = "matrix.yaml", timers: Timers | None = None,
     return [_operation(e, i, source, defaults, timers, seen) for i, e in enumerate(doc["operations"])]
 
 
-def load(path: Path = MATRIX, timers: Timers | None = None) -> list[Operation]:
-    return parse(path.read_text(), path.name, timers)
+def load(path: Path = MATRIX, timers: Timers | None = None,
+         variant: str | None = None) -> list[Operation]:
+    """Every operation; with `variant`, the ones that run on it: the ss7 variant's are the
+    SS7 operations, every other variant's the rest."""
+    ops = parse(path.read_text(), path.name, timers)
+    if variant is None:
+        return ops
+    return [op for op in ops if (op.ss7 is not None) == (variant == "ss7")]

@@ -1,6 +1,7 @@
 """The acceptance matrix: every operation of scenarios/matrix.yaml under real SIP load.
 The test passes exactly when the operation's composed verdict is ok (the plugin checks
 result.json again when it makes the report)."""
+import os
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from harness.report import allure_attach
 from harness.scenario import run_operation
 from scenarios.matrix import load
 
-OPERATIONS = load()
+OPERATIONS = load(variant=os.environ.get("TB_VARIANT") or "default")
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=[op.id for op in OPERATIONS])

@@ -94,6 +94,7 @@ WRONG_TYPES = {
     "voice_path_cut": ("{kind: voice_path_cut, target: tmedia-1, path: '101'}", "fault.path: must be int"),
     "unit_ctrl_cut": ("{kind: unit_ctrl_cut, target: tmedia-1, nets: ctrl-a}", "fault.nets: must be a list"),
     "unit_app_crash": ("{kind: unit_app_crash, target: true}", "fault.target: must be str"),
+    "ss7_crash": ("{kind: ss7_crash, target: 2}", "fault.target: must be str"),
     "unit_unpolled": ("{kind: unit_unpolled, target: 3.5}", "fault.target: must be str"),
 }
 
@@ -126,7 +127,7 @@ def test_unit_kinds_values_are_checked(fault, message):
 @pytest.mark.parametrize("extra, message", [
     ("", "unit: required for kind unit_power_off"),
     (", unit: {target: tmedia-2, calls: lost}", "unit.target 'tmedia-2' is not fault.target"),
-    (", unit: {target: tmedia-1, calls: moved}", "unit.calls must be lost or kept"),
+    (", unit: {target: tmedia-1, calls: moved}", "unit.calls must be one of lost, kept, isup-lost"),
     (", unit: {target: tmedia-1, calls: lost, media: gone}", "unit.media: unknown key"),
 ])
 def test_a_unit_operation_says_which_unit_fails_and_what_happens_to_its_calls(extra, message):

@@ -94,15 +94,18 @@ def test_a_caller_gone_before_the_iam_left_releases_the_circuit_once_it_is_seize
 def test_no_circuit_or_a_refusing_group_is_503_and_a_glare_moves_the_call(iw):
     w, orders = iw
     ua = sip_call(w)
-    w.on_isup("failed", {"direction": "out", "ref": "tmedia-2:1"})
-    assert ua.kinds() == [("CCEventFail", 503)]
+    w.on_isup("failed", {"direction": "out", "ref": "tmedia-2:1", "why": "no circuit"})
+    assert ua.kinds() == [("CCEventFail", 503)] and "no ISUP circuit" in ua.events[0].getData()[1]
     ua = sip_call(w)
-    w.on_isup("iam", {"direction": "out", "ref": "tmedia-2:2", "cic": 34})
-    w.on_isup("end", {"direction": "out", "ref": "tmedia-2:2", "cic": 34, "outcome": "glare",
+    w.on_isup("failed", {"direction": "out", "ref": "tmedia-2:2", "why": "refusing"})
+    assert ua.events[0].getData()[:2] == (503, "Service Unavailable (SS7 stack disabled)")
+    ua = sip_call(w)
+    w.on_isup("iam", {"direction": "out", "ref": "tmedia-2:3", "cic": 34})
+    w.on_isup("end", {"direction": "out", "ref": "tmedia-2:3", "cic": 34, "outcome": "glare",
                       "released_by": None})
-    w.on_isup("iam", {"direction": "out", "ref": "tmedia-2:2", "cic": 36})   # re-attempted
+    w.on_isup("iam", {"direction": "out", "ref": "tmedia-2:3", "cic": 36})   # re-attempted
     assert set(w.by_cic) == {36}
-    w.on_isup("anm", {"direction": "out", "ref": "tmedia-2:2", "cic": 36})
+    w.on_isup("anm", {"direction": "out", "ref": "tmedia-2:3", "cic": 36})
     w._sip_event(CCEventDisconnect(), ua)
     assert ua.kinds() == [("CCEventConnect", 200)]
     assert orders[-1] == {"cmd": "release", "cic": 36, "cause": NORMAL_CLEARING}

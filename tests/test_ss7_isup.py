@@ -59,6 +59,29 @@ def test_glare_control_follows_the_point_codes():
         b.stop()
 
 
+def test_circuit_hunting_lowest_first_or_random_and_a_group_of_its_own():
+    """The seizures of place_call (its IAMs go to a list): the circuits it controls first;
+    "lowest" takes them in order, "random" spreads them over both trunk groups."""
+    groups = {"g1": range(1, 31), "g2": range(31, 61)}
+    x = isup.Isup("x", PC_SYS, PC_PSTN, groups, send=lambda *m: None)
+    y = isup.Isup("y", PC_SYS, PC_PSTN, groups, send=lambda *m: None, hunt="random")
+    try:
+        ours = [c for c in range(1, 61) if x.controls(c)]
+        assert [x.place_call("100") for _ in range(10)] == ours[:10]
+        got = [y.place_call("100") for _ in range(10)]
+        assert set(got) <= set(ours) and len(set(got)) == 10
+        assert {y.circuits[c].group for c in got} == {"g1", "g2"}, got
+        g2 = x.place_call("100", group="g2")
+        assert x.circuits[g2].group == "g2"
+        x.set_refusing("g2", isup.SERVICE_NOT_AVAILABLE)
+        assert x.place_call("100", group="g2") is None and x.counts["refused"] == 1
+    finally:
+        x.stop()
+        y.stop()
+    with pytest.raises(ValueError, match="hunt"):
+        isup.Isup("z", 1, 2, {"g": [1]}, hunt="rotate")
+
+
 # -- calls ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("caller_is_system", [True, False])

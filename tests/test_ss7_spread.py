@@ -20,7 +20,7 @@ GROUPS = {"tmedia-1": range(1, 9), "tmedia-2": range(9, 17)}
 LOOP = "127.0.0.1"
 
 
-def unit(name, link_port=0, mate_port=0, connect_to=None, preferred=False):
+def unit(name, link_port=0, mate_port=0, connect_to=None, preferred=False, **extra):
     mate = name.replace("1", "x").replace("2", "1").replace("x", "2")
     kw = ({"mate_connect": (LOOP, connect_to)} if connect_to else
           {"mate_listen": (LOOP, mate_port)})
@@ -28,7 +28,7 @@ def unit(name, link_port=0, mate_port=0, connect_to=None, preferred=False):
     return UnitNode(name, mate, PC_SYS, PC_PSTN, slc=slc, mate_slc=1 - slc,
                     link_listen=(LOOP, link_port), groups=GROUPS, preferred=preferred,
                     proving_s=PROVING_S, isup_kw={"answer_after_s": 0},
-                    tcap_kw={"first_tid": 0x1000}, log=lambda _m: None, **kw).start()
+                    tcap_kw={"first_tid": 0x1000}, log=lambda _m: None, **kw, **extra).start()
 
 
 def crash(n):
@@ -247,3 +247,75 @@ def test_the_standby_units_ss7_stack_disabled_is_applied_by_the_active(system):
     wait_for(lambda: s.far.isup.state(15) == ANSWERED and s.u2.isup.state(15) == ANSWERED, 5,
              "CIC 15 answered by tmedia-2")       # (the crashed node still says active)
     assert not s.u2.isup.errors and not s.far.isup.errors
+
+
+# -- the interworking's orders and events across the units ---------------------------------
+
+class FakeIw:
+    """What a unit's interworking hears from ISUP (interwork.Interworking.on_isup)."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_isup(self, ev, d):
+        self.events.append((ev, d.get("cic"), d.get("ref"), d.get("why")))
+
+
+def test_the_standby_units_calls_are_placed_by_the_active_and_their_events_come_back():
+    u1 = unit("tmedia-1", preferred=True, interworking=True)
+    u2 = unit("tmedia-2", connect_to=u1.mate_port(), interworking=True)
+    u1.iw, u2.iw = FakeIw(), FakeIw()
+    u1.isup.answer_after_s = u2.isup.answer_after_s = None     # the SIP side answers
+    far = FarEnd("pstn", PC_PSTN, PC_SYS, [Port(0, connect=(LOOP, u1.link_port())),
+                                            Port(1, connect=(LOOP, u2.link_port()))],
+                 answer_after_s=0)
+    try:
+        wait_for(lambda: far.ls.settled() and u1.ls is not None and u1.ls.settled()
+                 and u2.role == STANDBY, 10, "both links in service, tmedia-2 standby")
+        u2.iw_command({"cmd": "place", "group": "tmedia-2", "called": "7720001", "ref": "r1"})
+        wait_for(lambda: [e[0] for e in u2.iw.events][:3] == ["iam", "acm", "anm"], 5,
+                 "tmedia-2's call placed by the active tmedia-1, its ACM and ANM back")
+        cic = u2.iw.events[0][1]
+        assert cic in GROUPS["tmedia-2"] and u2.iw.events[0][2] == "r1" and not u1.iw.events
+        u2.iw_command({"cmd": "release", "cic": cic, "cause": isup.NORMAL_CLEARING})
+        wait_for(lambda: u2.iw.events[-1][0] == "end" and far.isup.state(cic) == isup.IDLE, 5,
+                 "released: the far end's circuit idle, the end heard on tmedia-2")
+        # the far end's calls: each one's events go to the interworking of its circuit's unit
+        cics = [far.isup.place_call("1000") for _ in range(2)]
+        for c in cics:
+            iw = u1.iw if c in GROUPS["tmedia-1"] else u2.iw
+            wait_for(lambda: ("iam", c) in [e[:2] for e in iw.events], 5, f"CIC {c}'s IAM heard")
+        u1.iw_command({"cmd": "answer", "cic": cics[0]})
+        wait_for(lambda: far.isup.state(cics[0]) == ANSWERED, 5, "answered by the interworking's order")
+    finally:
+        far.stop()
+        u2.stop()
+        u1.stop()
+
+
+def test_orders_wait_for_an_active_node_and_fail_the_call_when_none_comes(monkeypatch):
+    from emulator.ss7 import spread
+    monkeypatch.setattr(spread, "IW_HOLD_S", 0.3)
+    alone = dict(link_listen=(LOOP, 0), groups=GROUPS, proving_s=PROVING_S,
+                 mate_connect=(LOOP, 9), log=lambda _m: None, interworking=True)
+    # a node that goes active alone soon after: the held order is placed then
+    u = UnitNode("tmedia-2", "tmedia-1", PC_SYS, PC_PSTN, slc=1, mate_slc=0,
+                 alone_after_s=0.1, **alone)
+    u.iw = FakeIw()
+    u.iw_command({"cmd": "place", "group": "tmedia-2", "called": "7720001", "ref": "r1"})
+    assert not u.iw.events
+    u.start()
+    try:
+        wait_for(lambda: u.iw.events, 2, "the held order carried out")
+        assert u.iw.events[0][0] == "iam" and u.iw.events[0][2] == "r1"
+    finally:
+        u.stop()
+    # one that never does: the order expires and the call fails
+    u = UnitNode("tmedia-2", "tmedia-1", PC_SYS, PC_PSTN, slc=1, mate_slc=0, **alone)
+    u.iw = FakeIw()
+    try:
+        u.iw_command({"cmd": "place", "group": "tmedia-2", "called": "7720001", "ref": "r2"})
+        wait_for(lambda: u.iw.events, 2, "the held order expired")
+        assert u.iw.events == [("failed", None, "r2", "no active SS7 node")]
+    finally:
+        u.stop()

@@ -49,12 +49,15 @@ from sippy.SipLogger import SipLogger                                         # 
 from sippy.SipTransactionManager import SipTransactionManager                 # noqa: E402
 from sippy.UA import UA                                                       # noqa: E402
 
+from ..tmedia.call import named_header                                        # noqa: E402
 from .causes import isup_cause, sip_response                                  # noqa: E402
 from .isup import NORMAL_CLEARING, TEMPORARY_FAILURE                                             # noqa: E402
 
 SDP = ("v=0\r\no=- {v} {v} IN IP4 {ip}\r\ns=ISUP circuit\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
        "m=audio 9 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n")
 NO_CIRCUIT = (503, "Service Unavailable (no ISUP circuit)")
+STACK_DISABLED = (503, "Service Unavailable (SS7 stack disabled)")   # the unit's group refusing
+NO_NODE = (503, "Service Unavailable (no active SS7 node)")
 
 
 @dataclass
@@ -200,7 +203,8 @@ class Interworking:
         elif ev == "failed":                 # no circuit, or the group refusing
             call.isup_done = True
             self.counts["failed"] += 1
-            self._sip_end(call, NO_CIRCUIT)
+            self._sip_end(call, {"refusing": STACK_DISABLED, "no active SS7 node": NO_NODE}
+                          .get(d.get("why"), NO_CIRCUIT))
         elif ev == "acm":
             if not call.sip_done:
                 call.ua.recvEvent(CCEventRing((180, "Ringing", None)))
@@ -233,8 +237,12 @@ class Interworking:
             call.cic, call.called = cic, d.get("called") or ""
             self.by_cic[cic] = call
             self.counts["isup_sip"] += 1
-            ua.recvEvent(CCEventTry((None, f"isup-{self.unit}-{cic}", call.called,
-                                     self._body(), None, None)))
+            try_ = CCEventTry((None, f"isup-{self.unit}-{cic}", call.called, self._body(),
+                               None, None))
+            # the testbed's call name, passed on by the unit to the callee: the harness
+            # finds the ISUP call's SIP leg by its circuit and IAM time
+            try_.extra_headers = (named_header("X-Tb-Call", f"isup:{cic}:{d.get('t_iam', 0):.3f}"),)
+            ua.recvEvent(try_)
             return
         if call is None:
             return

@@ -27,7 +27,9 @@ What is simplified, and why it is enough here:
   CICs, the other the odd ones. An IAM on a circuit where our IAM got no backward message
   yet: if we control the circuit the IAM is ignored, otherwise our call backs off (outcome
   "glare", re-attempted once on another circuit) and the IAM is served. Outgoing calls
-  prefer the circuits we control, as Q.764 advises.
+  prefer the circuits we control, as Q.764 advises: the lowest free one, or with
+  hunt="random" any free one (spreading calls over the trunk groups; seeded, so a run
+  can be repeated).
 - A message that does not fit the state is counted in `errors` and dropped (Q.764 2.10
   would reset the circuit in some of these cases).
 
@@ -46,6 +48,7 @@ answered call carries on: either side can release it.
 from __future__ import annotations
 
 import queue
+import random
 import threading
 import time
 from collections import Counter
@@ -180,12 +183,15 @@ class Isup:
                  t1_s: float = T1_S, t5_s: float = T5_S, t7_s: float = T7_S,
                  on_call_end: Optional[Callable[[Call], None]] = None,
                  on_event: Optional[Callable[[str, Call], None]] = None,
-                 on_update: Optional[Callable[[dict], None]] = None):
+                 on_update: Optional[Callable[[dict], None]] = None, hunt: str = "lowest"):
         self.name, self.opc, self.dpc = name, opc, dpc
         self.send_msu = send                   # mtp3.Linkset.send(si, sls, sif)
         self.answer_after_s = answer_after_s
         self.t1_s, self.t5_s, self.t7_s = t1_s, t5_s, t7_s
         self.on_call_end, self.on_event, self.on_update = on_call_end, on_event, on_update
+        if hunt not in ("lowest", "random"):
+            raise ValueError(f"hunt must be lowest or random, not {hunt!r}")
+        self.hunt, self._rng = hunt, random.Random(0)     # circuit selection (place_call)
         self.lock = threading.RLock()
         self.circuits: dict[int, Circuit] = {}
         for g, cics in groups.items():
@@ -242,6 +248,8 @@ class Isup:
                     self.counts["no circuit"] += 1
                     return None
                 c = free[0]
+                if self.hunt == "random":     # any free one of those, all groups alike
+                    c = self._rng.choice([x for x in free if self.controls(x.cic) == self.controls(c.cic)])
             else:
                 c = self.circuits[cic]
                 if c.state != IDLE or c.group in self.down:

@@ -100,6 +100,10 @@ def parser() -> argparse.ArgumentParser:
                    help="one M2PA link (TCP) per option; SLC 0, 1, ... in their order")
     g.add_argument("--cics", type=cic_ranges, default=cic_ranges("1-30"),
                    help="the circuits shared with the system, e.g. 1-30,61-90 (default 1-30)")
+    g.add_argument("--hunt", choices=("lowest", "random"), default="lowest",
+                   help="circuit selection for its calls: the lowest free circuit it controls "
+                        "(default), or any free one it controls (spreads the calls over the "
+                        "system's trunk groups)")
     g.add_argument("--proving", type=positive(float), default=0.5, metavar="S",
                    help="M2PA proving period in s (default 0.5)")
     g.add_argument("--link-timeout", type=positive(float), default=15.0, metavar="S",
@@ -156,7 +160,7 @@ class Peer:
         self.isup = Isup("ss7-peer", a.opc, a.dpc, {"pstn": a.cics},
                          answer_after_s=a.answer_delay if a.mode != "call" else None,
                          t1_s=a.t1, t5_s=a.t5, t7_s=a.t7,
-                         on_event=self._event, on_call_end=self._ended)
+                         on_event=self._event, on_call_end=self._ended, hunt=a.hunt)
         self.tcap = Tcap("ss7-peer", a.opc, a.dpc, ssn=a.ssn, peer_ssn=a.ssn)
         ports = [Port(i, **{mode: addr}) for i, (mode, addr) in enumerate(a.link)]
         self.ls = Linkset("ss7-peer", a.opc, a.dpc, ports, proving_s=a.proving,

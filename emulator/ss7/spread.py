@@ -78,6 +78,7 @@ from .peer import cic_ranges, point_code, positive
 from .tcap import Tcap
 
 BEAT_S, DEAD_S = 0.1, 0.5
+IW_HOLD_S = 2.0          # an interworking order waits this long for an active node
 ALONE_AFTER_S = 1.0
 RETRY_S = 0.2
 
@@ -319,6 +320,7 @@ class Node:
         self.admits = {name: True, mate_name: True}    # each unit's SS7 stack enabled
         self.interworking = interworking   # both units' calls have a SIP side (interwork.py)
         self.iw = None                     # this unit's Interworking, set before start()
+        self._iw_held: list[dict] = []     # its orders while there is no active to take them
         self.isup = Isup(name, opc, dpc, groups, on_update=partial(self._replicate, "isup"),
                          on_event=self._isup_event,
                          on_call_end=partial(self._isup_event, "end"), **(isup_kw or {}))
@@ -479,6 +481,7 @@ class Node:
                        "admit": self.admits[self.name],
                        "link": self.local.snapshot() if self.local else None})
         mate.start()
+        self._iw_flush()
 
     def _alone_timer(self) -> None:
         if self._stopped.wait(self.alone_after_s):
@@ -528,7 +531,7 @@ class Node:
                 self.admits[self.mate_name] = bool(msg.get("enabled", True))
             self._apply_admits()
         elif op == "iw_cmd":           # the other unit's interworking: run here, the active
-            self.iw_command(msg)
+            self.iw_command({k: v for k, v in msg.items() if k != "op"}, from_mate=True)
         elif op == "iw_ev":            # an ISUP event of a call on this unit's trunk group
             if self.iw is not None:
                 self.iw.on_isup(msg["ev"], msg["d"])
@@ -629,6 +632,7 @@ class Node:
             with self.lock:
                 self.takeovers.append({"t": time.time(), "why": why,
                                        "seconds": round(time.monotonic() - t0, 4)})
+        self._iw_flush()
 
     def _mate_lost(self, mate: _Mate) -> None:
         with self.lock:
@@ -647,27 +651,51 @@ class Node:
 
     # -- SIP-ISUP interworking: each unit's side of its own trunk group's calls ----------------
 
-    def iw_command(self, cmd: dict) -> None:
+    def iw_command(self, cmd: dict, from_mate: bool = False) -> None:
         """An interworking order (place, answer, release): carried out by ISUP here when
-        this node is active, else sent to the active. Not under the node's lock."""
+        this node is active, else sent to the active (an order from the other unit is
+        never sent back: both nodes are starting). Not under the node's lock."""
         with self.lock:
             role, mate = self.role, self.mate
+            if role != ACTIVE and (mate is None or from_mate):
+                # starting, or the other unit just lost: held until this node joins its
+                # mate or becomes active, IW_HOLD_S at most (then a new call fails)
+                self._iw_held.append(cmd)
+                if cmd["cmd"] == "place":
+                    t = threading.Timer(IW_HOLD_S, self._iw_expire, (cmd,))
+                    t.daemon = True
+                    t.start()
+                return
         if role != ACTIVE:
-            if mate is not None:
-                mate.send({"op": "iw_cmd", **cmd})
-            elif cmd["cmd"] == "place":     # no active to place it: the call fails
-                self._iw_event("failed", cmd["group"], {"ref": cmd["ref"], "direction": "out"})
+            mate.send({"op": "iw_cmd", **cmd})
             return
         try:
             if cmd["cmd"] == "place":
                 if self.isup.place_call(cmd["called"], group=cmd["group"], ref=cmd["ref"]) is None:
-                    self._iw_event("failed", cmd["group"], {"ref": cmd["ref"], "direction": "out"})
+                    why = "refusing" if cmd["group"] in self.isup.refusing else "no circuit"
+                    self._iw_event("failed", cmd["group"], {"ref": cmd["ref"], "direction": "out",
+                                                            "why": why})
             elif cmd["cmd"] == "answer":
                 self.isup.answer(cmd["cic"])
             elif cmd["cmd"] == "release":
                 self.isup.release(cmd["cic"], cmd.get("cause", 16))
         except (KeyError, ValueError) as exc:
             self.log(f"interworking order {cmd!r} not carried out: {exc!r}")
+
+    def _iw_expire(self, cmd: dict) -> None:
+        with self.lock:
+            if cmd not in self._iw_held:
+                return
+            self._iw_held.remove(cmd)
+        self._iw_event("failed", cmd["group"], {"ref": cmd["ref"], "direction": "out",
+                                                "why": "no active SS7 node"})
+
+    def _iw_flush(self) -> None:
+        """The orders held while this node had neither a mate nor the active role."""
+        with self.lock:
+            held, self._iw_held = self._iw_held, []
+        for cmd in held:
+            self.iw_command(cmd)
 
     def _isup_event(self, ev: str, call) -> None:     # ISUP's on_event, under its lock
         if not self.interworking:

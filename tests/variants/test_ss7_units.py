@@ -9,21 +9,17 @@ in a run of that variant (conftest.py):
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
 
 import pytest
 
 from emulator.ss7 import isup
-from harness.faults import UnitPowerOff, unit_status, wait_for
+from harness.faults import UnitPowerOff, wait_for
 from harness.faults._units import board_of
+from harness.isup_load import GROUPS, SIP_IW_PORT, FarEnd, node as ss7
 from harness.oam import Oam
 from harness.sipp import DockerExecutor, SippLoad, SippUas
-from harness.testbed import TestbedError
 
-PC_SYS, PC_FAR = 1001, 2002
-SIP_IW_PORT = 5070         # each unit's SIP-ISUP interworking (TMEDIA_SS7_SIP_PORT)
-GROUP = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}
+GROUP = GROUPS
 
 
 @pytest.fixture(autouse=True)
@@ -36,40 +32,6 @@ def _variant(testbed):
              "the units' SS7 nodes: one active, one standby")
 
 
-class FarEnd(threading.Thread):
-    """One run of `python -m emulator.ss7.peer` in the ss7-peer container, its per-call
-    trace and summary read back when it ends."""
-
-    def __init__(self, tb, name: str, *args: str):
-        super().__init__(daemon=True)
-        self.tb, self.name = tb, name
-        self.cmd = ["python", "-m", "emulator.ss7.peer", "--opc", str(PC_FAR),
-                    "--dpc", str(PC_SYS), "--cics", "1-60",
-                    "--link", f"connect:{tb.ip('tmedia-1', 'voip')}:3565",
-                    "--link", f"connect:{tb.ip('tmedia-2', 'voip')}:3565",
-                    "--trace", f"/tmp/{name}.jsonl", *args]
-        self.summary: dict | None = None
-        self.calls: list[dict] = []
-        self.output = ""
-
-    def run(self):
-        c = self.tb.container("ss7-peer")
-        res = c.exec_run(self.cmd, demux=True)
-        out, err = (x.decode(errors="replace") if x else "" for x in res.output)
-        self.output = err[-2000:]
-        try:
-            self.summary = json.loads(out)
-        except ValueError:
-            return
-        trace = c.exec_run(["cat", f"/tmp/{self.name}.jsonl"]).output.decode()
-        self.calls = [json.loads(line) for line in trace.splitlines() if line.strip()]
-
-    def result(self, timeout: float = 120) -> tuple[dict, list[dict]]:
-        self.join(timeout)
-        assert self.summary is not None, f"the far end gave no summary: {self.output}"
-        return self.summary, self.calls
-
-
 @contextlib.contextmanager
 def answering(tb, name: str):
     """sipp-uas answering: the far end's IAMs become INVITEs (each unit's interworking to
@@ -79,14 +41,6 @@ def answering(tb, name: str):
     with uas:
         yield uas
         uas.stop(grace_s=5)
-
-
-def ss7(tb, unit: str) -> dict:
-    """The SS7 node's status of the board serving `unit` now ({} while none serves it)."""
-    try:
-        return unit_status(tb, board_of(tb, unit)).get("ss7") or {}
-    except TestbedError:
-        return {}
 
 
 def test_each_unit_ends_one_link_and_calls_cross_both(testbed):
