@@ -73,6 +73,13 @@ class FarEnd(threading.Thread):
         trace = c.exec_run(["cat", f"/tmp/{self.name}.jsonl"]).output.decode()
         self.calls = [json.loads(line) for line in trace.splitlines() if line.strip()]
 
+    def stop(self) -> None:
+        """Ends the far end's run early (SIGTERM: it drains and writes its summary); an
+        operation that failed must not leave it connected to the units' links."""
+        if self.is_alive():
+            self.tb.container("ss7-peer").exec_run(["pkill", "-TERM", "-f", f"/tmp/{self.name}.jsonl"])
+            self.join(30)
+
     def result(self, timeout: float = 120) -> tuple[dict, list[dict]]:
         self.join(timeout)
         assert self.summary is not None, f"the far end gave no summary: {self.output}"
@@ -166,6 +173,8 @@ def prepare(tb, isup_active: str, history=None) -> None:
     is active, it is stopped (SIGTERM: it closes its links and mate connection), the
     wanted one takes over and the board starts the stopped one again as standby."""
     from .util import wait_for
+    # an interrupted run's far end still connected to the links would take the new one's
+    tb.container("ss7-peer").exec_run(["pkill", "-KILL", "-f", "emulator.ss7.peer"])
     ensure_routes(tb)
     other = next(u for u in GROUPS if u != isup_active)
 
@@ -200,8 +209,19 @@ def wait_links(tb, far: FarEnd) -> None:
         far.result(0)       # its error
 
 
+def changeover_after(tb, cut: str, t_fault: float) -> dict | None:
+    """The active node's changeover of the cut unit's link after the fault (None: none):
+    the link's traffic moved to the other link, with what it retrieved and discarded."""
+    slc = list(GROUPS).index(cut)
+    st = next((s for s in (node(tb, u) for u in GROUPS) if s.get("role") == "active"), {})
+    return next((c for c in ((st.get("mtp3") or {}).get("changeovers") or [])
+                 if c.get("slc") == slc and c.get("via") is not None
+                 and (c.get("at") or 0) >= t_fault), None)
+
+
 def ss7_check(tb, summary: dict, calls: list[CallRecord], sip_isup_ids: set, classes: dict,
-              lost: frozenset, isup_active: str, t_fault: float, result: dict):
+              lost: frozenset, isup_active: str, t_fault: float, result: dict,
+              link_cut: str | None = None):
     """The SS7 sub-check of an SS7 operation: the far end's ISUP saw no protocol error (a
     duplicate or an out-of-place message: what MTP3 losing, duplicating or misordering
     would show), and the figures of the ISUP legs across the fault."""
@@ -229,11 +249,22 @@ def ss7_check(tb, summary: dict, calls: list[CallRecord], sip_isup_ids: set, cla
     if summary.get("no_circuit"):
         problems.append(f"the far end found no free circuit {summary['no_circuit']} times: the "
                         f"load's ISUP rate is too high for the circuits")
+    if link_cut is not None:   # the fault's effect: MTP3 changed the link's traffic over
+        co = changeover_after(tb, link_cut, t_fault)
+        figures["changeover"] = co
+        if co is None:
+            problems.append(f"no changeover of {link_cut}'s link after the cut")
+        elif co.get("discarded"):
+            problems.append(f"the changeover discarded {co['discarded']} MSUs")
     if problems:
         return vd.failed("SS7", "; ".join(problems), **figures)
     if not legs:
         return vd.unknown("SS7", "no ISUP call in the load", **figures)
+    co = figures.get("changeover")
     return vd.ok("SS7", f"{figures['isup_to_sip']} ISUP to SIP and {figures['sip_to_isup']} SIP to "
                         f"ISUP calls; {len(est)} up at the fault: {len(kept)} kept, "
                         f"{len(on_failed)} on the failed unit's trunks; no ISUP protocol error "
-                        f"at the far end", **figures)
+                        f"at the far end" + (f"; changeover of link {co['slc']} to {co['via']} by "
+                                             f"{co['by']} {co['at'] - t_fault:.2f} s after the cut, "
+                                             f"{co['retrieved']} MSUs retrieved, 0 discarded"
+                                             if co else ""), **figures)

@@ -22,7 +22,6 @@ from .checks import Verdict, check, load_problems, open_load_problems
 from .faults import FaultSet, fault_class, from_spec
 from .faults import prepare as prepare_fault
 from .history import History
-from .isup_load import ISUP_PREFIX, UAC_ISUP_XML
 from . import isup_load
 from . import unit_ops
 from .arp import GarpCapture, missing_announcements
@@ -114,7 +113,7 @@ class Loads:
         media = rate if media_rate is None else media_rate
         # isup: calls to each unit's own ISUP trunk group (isup_load.py), signalling only
         shares = [("media", media, UAC_XML), ("signalling", rate - media, UAC_SIGNALLING_XML),
-                  ("isup", isup_rate, UAC_ISUP_XML)]
+                  ("isup", isup_rate, isup_load.UAC_ISUP_XML)]
         self.agents: list[tuple[str, str, SippLoad]] = []
         ports = iter(ports)
         for kind, share, scenario in shares:
@@ -127,7 +126,7 @@ class Loads:
                     rate=share / len(LOAD_UNITS), hold_s=hold_s, duration_s=duration_s,
                     name=f"{name}-{unit}" + {"media": "", "signalling": "-sig"}.get(kind, f"-{kind}"),
                     port=port, media_port=mport, control_port=cport, recv_timeout_s=RECV_TIMEOUT_S,
-                    scenario=scenario, **({"service": ISUP_PREFIX[unit]} if kind == "isup" else {}))))
+                    scenario=scenario, **({"service": isup_load.ISUP_PREFIX[unit]} if kind == "isup" else {}))))
 
     @property
     def sipps(self) -> list[SippLoad]:
@@ -332,6 +331,8 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     finally:
         if prepared is not None:          # the fault path failed: close what prepare opened
             prepared.finish(None)
+        if far is not None:               # (ended already, unless the run failed)
+            far.stop()
     lost = unit_ops.lost_ok(calls, unit_of, unit, t_fault, op.unit.calls) if unit else frozenset()
     v = check(calls, t_fault, master, op.transient, switchover_expected=op.switchover,
               max_switchover_s=op.max_switchover_s, min_transient=1 if op.switchover else 0,
@@ -346,7 +347,9 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     verdict.add(_switchover_check(v, op))
     if far is not None:
         verdict.add(isup_load.ss7_check(tb, far_summary, calls, load.isup_ids(), v.classes,
-                                        lost, op.ss7["isup_active"], t_fault, result))
+                                        lost, op.ss7["isup_active"], t_fault, result,
+                                        link_cut=(fault.serving if op.fault["kind"] == "ss7_link_cut"
+                                                  else None)))
     result.update(classes=v.classes, switchover_s=v.switchover_s, unit_of=unit_of,
                   lost=sorted(lost))
     streams = capture.streams()

@@ -106,7 +106,7 @@ def test_every_kind_is_one_module_named_after_it():
 
 def test_the_unit_level_kinds_of_the_matrix_are_registered():
     assert {"unit_power_off", "voip_ports_down", "bond_port_down", "bond_port_silent", "voice_path_cut",
-            "unit_ctrl_cut", "unit_app_crash", "unit_unpolled", "ss7_crash"} == {k for k, c in REGISTRY.items() if c.unit_level}
+            "unit_ctrl_cut", "unit_app_crash", "unit_unpolled", "ss7_crash", "ss7_link_cut"} == {k for k, c in REGISTRY.items() if c.unit_level}
 
 
 def test_a_kind_registered_twice_is_an_error():

@@ -95,6 +95,7 @@ WRONG_TYPES = {
     "unit_ctrl_cut": ("{kind: unit_ctrl_cut, target: tmedia-1, nets: ctrl-a}", "fault.nets: must be a list"),
     "unit_app_crash": ("{kind: unit_app_crash, target: true}", "fault.target: must be str"),
     "ss7_crash": ("{kind: ss7_crash, target: 2}", "fault.target: must be str"),
+    "ss7_link_cut": ("{kind: ss7_link_cut, target: [tmedia-1]}", "fault.target: must be str"),
     "unit_unpolled": ("{kind: unit_unpolled, target: 3.5}", "fault.target: must be str"),
 }
 

@@ -407,7 +407,8 @@ class Linkset:
         seconds = round(self.clock() - co.started, 4)
         self.changeovers.append({"slc": co.slc, "via": co.via, "by": how, "sls": co.sls,
                                  "retrieved": sum(map(len, per_sls.values())),
-                                 "held": held, "discarded": discarded, "seconds": seconds})
+                                 "held": held, "discarded": discarded, "seconds": seconds,
+                                 "at": round(time.time(), 3)})
         self.log(f"changeover from link {co.slc} to {co.via} by {how} in {seconds} s "
                  f"({len(retrieved)} retrieved, {held} held, {discarded} discarded)")
         self._settle()

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 
 from ..testbed import TestbedError
 from ..util import wait_for
-from ._base import UNIT_TARGET, Fault, Timers
-from ._units import board_of, unit_status
+from ._base import Timers
+from ._ss7 import Ss7UnitFault
+from ._units import unit_status
 
 
 @dataclass
-class Ss7Crash(Fault):
+class Ss7Crash(Ss7UnitFault):
     """SIGKILL the SS7 node (`python -m emulator.ss7.spread`) of the board serving the
     unit. Its link and mate connection close at once: the other unit's node takes over
     if this one was active (or changes this unit's link's traffic over if it was the
@@ -19,25 +20,13 @@ class Ss7Crash(Fault):
     was in the process). The unit's SIP calls do not notice. The board starts the node
     again (its on-board monitor, after 1 s): it comes back standby and its group up.
     heal() waits for that."""
-    unit: str = ""
-    serving: str | None = None
     pid: int | None = field(default=None, init=False)
 
     kind = "ss7_crash"
-    params = {"target": UNIT_TARGET}
-    unit_level = True
 
     @property
     def name(self):
         return f"crash the SS7 process on {self.unit}" + (f" (serving {self.serving})" if self.serving else "")
-
-    @property
-    def target(self):
-        return self.unit
-
-    @classmethod
-    def from_params(cls, tb, params, master, slave):
-        return cls(tb, unit=board_of(tb, params["target"]), serving=params["target"])
 
     @classmethod
     def max_switchover_s(cls, t: Timers) -> float:
