@@ -1,8 +1,8 @@
 """The run report: one HTML page per run directory with the seed's table (expected beside
 observed, every sub-check of the composed verdict), the switchover times, the transient
 calls accepted and dropped with their codes, and a timeline per operation (every call a
-bar from INVITE to its end, coloured by outcome; the fault window shaded from inject to
-heal), plus results.json for tools. JUnit XML comes from pytest (--junitxml).
+bar from INVITE to its end, coloured by outcome, an ISUP leg marked at its start; the
+fault window shaded from inject to heal), plus results.json for tools. JUnit XML comes from pytest (--junitxml).
 
 Every operation the session collected is a row, also one that errored before it wrote
 a result, was deselected or never ran: its status then comes from pytest's outcome of
@@ -24,12 +24,18 @@ from pathlib import Path
 from .history import calls as history_calls
 from .history import load as load_history
 from .history import of_kind
+from .isup_load import is_isup
 
 COLOURS = {"completed": "#2e7d32", "failed": "#f9a825", "unanswered": "#ef6c00",
            "dropped": "#c62828"}
 STATUS_COLOURS = {"ok": "#2e7d32", "failed": "#c62828", "error": "#c62828",
                   "unknown": "#ef6c00", "n/a": "#757575", "not run": "#757575",
                   "skipped": "#757575"}
+
+
+def isup_rows(calls) -> list[int]:
+    """The timeline's rows (calls by INVITE time) that are ISUP legs."""
+    return [i for i, c in enumerate(calls) if is_isup(c)]
 
 
 def timeline(scn_dir: Path, result: dict) -> str | None:
@@ -53,6 +59,10 @@ def timeline(scn_dir: Path, result: dict) -> str | None:
                 linewidth=1.5, solid_capstyle="butt")
         if classes.get(c.call_id) == "transient":
             ax.plot([c.invite_t - t0], [i], marker=">", color="#6a1b9a", markersize=3)
+    legs = isup_rows(calls)
+    if legs:     # the ISUP legs of an SS7 operation among the SIP calls
+        ax.plot([calls[i].invite_t - t0 for i in legs], legs, marker="s", color="#00838f",
+                markersize=2.5, linestyle="", label=f"ISUP leg ({len(legs)})")
     heals = [e.t for e in of_kind(events, "fault", action="heal")]
     t_heal = max(heals) if heals else None
     ax.axvspan(0, (t_heal - t0) if t_heal else ax.get_xlim()[1], color="#c62828", alpha=0.08,

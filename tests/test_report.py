@@ -81,3 +81,19 @@ def test_the_progress_line_gives_verdict_switchover_and_calls_by_class():
     assert progress_line(r, 61.7) == ("[op] kill-master-gateway: ok, switchover 0.394 s, calls 309 "
                                       "established, 12 transient (0 accepted / 12 dropped), 436 new, 62 s")
     assert "no switchover" in progress_line({"operation": "x", "status": "error"}, 1)
+
+
+def test_the_timeline_marks_the_isup_legs_among_the_sip_calls(tmp_path):
+    from harness.history import History
+    from harness.report import isup_rows, timeline
+    from harness.sipp import CallRecord
+    calls = [CallRecord("sip-1", "uac", invite_t=10.0, called="1000", end_t=12.0, outcome="completed"),
+             CallRecord("isup-2-11.000", "uac", invite_t=11.0, end_t=13.0, outcome="completed"),
+             CallRecord("s2i-1", "uac", invite_t=12.0, called="7710001", end_t=14.0, outcome="dropped")]
+    assert isup_rows(calls) == [1, 2]
+    h = History(tmp_path / "history.jsonl")
+    for c in calls:
+        h.call(c)
+    h.close()
+    assert timeline(tmp_path, {"t_fault": 11.5, "operation": "x", "seed": "y"}) == "timeline.png"
+    assert (tmp_path / "timeline.png").stat().st_size > 0
