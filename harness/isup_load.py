@@ -34,7 +34,9 @@ GROUPS = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}   # TMEDIA_SS7_GR
 SIP_IW_PORT = 5070                           # each unit's interworking (TMEDIA_SS7_SIP_PORT)
 ISUP_PREFIX = {"tmedia-1": "771", "tmedia-2": "772"}   # routes to each unit's trunk group
 UAC_ISUP_XML = SCENARIO_DIR / "uac_isup.xml"
-JOIN_S = 1.0        # the far end's and the system's IAM times of one call differ by less
+# the far end's and the system's IAM times of one call differ by less: an IAM sent on a
+# link that fails silently waits for the changeover (the link's TCP timeout, about 3 s)
+JOIN_S = 5.0
 
 
 def is_isup(c: CallRecord) -> bool:
@@ -110,8 +112,9 @@ def isup_records(trace: list[dict], uas_legs: list[CallRecord]) -> tuple[list[Ca
                     c.bye_code, c.bye_ok_t = 200, r["rlc"]
             elif r["released_by"] == "system":
                 c.peer_bye_t = r["rel"]
-            leg = next((x for x in legs.get(r["cic"], [])
-                        if abs(float(x.orig.split(":")[2]) - r["iam"]) < JOIN_S), None)
+            near = sorted((abs(float(x.orig.split(":")[2]) - r["iam"]), i)
+                          for i, x in enumerate(legs.get(r["cic"], [])))
+            leg = legs[r["cic"]][near[0][1]] if near and near[0][0] < JOIN_S else None
             c.far_legs = 1 if leg else 0
             c.far_bye = leg is not None and leg.bye_sent_t is not None and leg.outcome == "completed"
             c.outcome = "completed" if c.bye_ok_t is not None else "dropped"

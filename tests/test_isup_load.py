@@ -32,7 +32,9 @@ def test_the_far_ends_calls_become_caller_records_with_their_sip_leg_and_unit():
              out(4, T + 2, rel=T + 2.1, cause=17, by="system", outcome="unanswered"),  # busy
              out(6, T + 3, rel=T + 3.1, by="peer", outcome="glare"),             # placed again
              {**out(8, T + 4), "direction": "in"}]                              # not its own call
-    recs, unit_of = isup_records(trace, [leg(2, T + 0.003), leg(32, T + 1.002, "dropped")])
+    # (CIC 2's leg: the nearest in time of two, one an earlier call's on the circuit)
+    recs, unit_of = isup_records(trace, [leg(2, T - 4.0, "dropped"), leg(2, T + 0.003),
+                                         leg(32, T + 1.002, "dropped")])
     by = {r.call_id.split("-")[1]: r for r in recs}
     assert sorted(by) == ["2", "32", "4"]
     assert (by["2"].outcome, by["2"].far_bye, by["2"].bye_code) == ("completed", True, 200)
@@ -42,6 +44,7 @@ def test_the_far_ends_calls_become_caller_records_with_their_sip_leg_and_unit():
     assert all(is_isup(r) for r in recs)
     # a call whose SIP leg never took the BYE is not a completed call for the checker
     recs, _ = isup_records([out(2, T, anm=T + 0.2, rel=T + 8, rlc=T + 8.01)], [leg(2, T + 9.0)])
+    assert recs[0].far_legs == 0
     v = check(recs, T + 5, None, switchover_expected=False)
     assert not v.ok and "far end" in str(v.violations[0])
 
