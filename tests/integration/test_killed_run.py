@@ -62,8 +62,14 @@ def original_placement(testbed):
     restore_placement(testbed)
 
 
+# the ss7 variant's kinds need its SS7 nodes and ss7-peer, absent here: ss7_crash leaves
+# nothing behind (the board starts the node again), ss7_link_cut leaves ss7-peer's
+# nftables table, which network_cut's sweep removes from every container (tested here)
+VARIANT_KINDS = {"ss7_crash", "ss7_link_cut"}
+
+
 def test_every_fault_kind_is_in_the_killed_run_test():
-    assert set(SPECS) == set(REGISTRY), set(REGISTRY) ^ set(SPECS)
+    assert set(SPECS) | VARIANT_KINDS == set(REGISTRY), set(REGISTRY) ^ (set(SPECS) | VARIANT_KINDS)
 
 
 def leftovers(tb) -> list[str]:
