@@ -34,6 +34,12 @@ GROUPS = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}   # TMEDIA_SS7_GR
 SIP_IW_PORT = 5070                           # each unit's interworking (TMEDIA_SS7_SIP_PORT)
 ISUP_PREFIX = {"tmedia-1": "771", "tmedia-2": "772"}   # routes to each unit's trunk group
 UAC_ISUP_XML = SCENARIO_DIR / "uac_isup.xml"
+# The far end's T1 (REL repeated until RLC) longer than a silent link failure takes to be
+# seen and changed over (about 3 s): with the tool's 0.5 s its REL went out again and
+# again on the failing link, each copy was delivered after the changeover and answered
+# with an RLC, and the second RLC met an idle circuit (an ISUP error the SS7 check counts,
+# though MTP3 had duplicated nothing). Q.764's T1 is 15-60 s; T5 (then RSC) after it.
+FAR_TIMERS = ("--t1", "5", "--t5", "60")
 # the far end's and the system's IAM times of one call differ by less: an IAM sent on a
 # link that fails silently waits for the changeover (the link's TCP timeout, about 3 s)
 JOIN_S = 5.0

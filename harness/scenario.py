@@ -263,7 +263,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     # the far end's ISUP calls (answered by sipp-uas through the units' interworking)
     far = isup_load.FarEnd(tb, f"{op.id}-isup", "--mode", "both", "--rate", f"{isup_rate:g}",
                            "--hold", f"{op.load.hold_s:g}", "--duration", f"{load_s:g}",
-                           "--drain", "15", "--hunt", "random") if op.ss7 else None
+                           "--drain", "15", "--hunt", "random", *isup_load.FAR_TIMERS) if op.ss7 else None
     # the seed's post-switchover checks need calls established before the fault
     prepared = post_checks.prepare(tb) if op.switchover else None
     # each call's media around the fault: RTP from both units, captured at the far end

@@ -58,3 +58,24 @@ def test_the_stack_flag_reaches_the_node_through_its_control_file(tmp_path):
     assert read_control(cfg.control_path) is True           # unreadable: enabled
     assert read_control(None) is True
     Ss7Process(None, logs.append).set_enabled(False)       # no SS7 here: nothing written
+
+
+def test_the_status_survives_the_node_stopped_while_it_is_read(tmp_path):
+    """A poll reads the node's status on the control thread while the board stops the node
+    on its own: the process is taken once (reading it twice raised AttributeError on None,
+    a poll answered with an internal error in the ss7 variant's matrix)."""
+    from emulator.tmedia.ss7_app import Ss7Process
+    cfg = Ss7Config.from_env({**ENV, "TMEDIA_SS7_STATUS": str(tmp_path / "st.json")})
+    p = Ss7Process(cfg, lambda line: None)
+
+    class Proc:       # the stop lands between the check and the use
+        @property
+        def pid(self):
+            p.proc = None
+            return 42
+
+        def poll(self):
+            return None
+    p.proc = Proc()
+    assert p.status() == {"pid": 42, "running": True, "starts": 0}
+    assert p.status() is None

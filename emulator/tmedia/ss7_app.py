@@ -145,9 +145,10 @@ class Ss7Process:
     def check(self) -> None:
         """Started again when it died (the on-board monitor's restart), at most once a
         RESTART_S (a node that cannot start is not started in a loop)."""
-        if self.proc is not None and self.proc.poll() is not None \
+        proc = self.proc
+        if proc is not None and proc.poll() is not None \
                 and time.monotonic() - self.started_at >= self.RESTART_S:
-            self.log(f"SS7 node of {self.unit} exited ({self.proc.returncode}): started again")
+            self.log(f"SS7 node of {self.unit} exited ({proc.returncode}): started again")
             self.start(self.unit)
 
     def stop(self, kill: bool = False) -> None:
@@ -166,12 +167,13 @@ class Ss7Process:
         self.log(f"SS7 node stopped (exit status {proc.returncode})")
 
     def status(self) -> Optional[dict]:
-        if self.cfg is None or self.proc is None:
+        proc = self.proc        # once: the board's stop() may clear it meanwhile (a poll
+        if self.cfg is None or proc is None:   # read it twice and raised on None)
             return None
         try:
             with open(self.cfg.status_path) as f:
                 st = json.load(f)
         except (OSError, ValueError):
             st = {}
-        return {"pid": self.proc.pid, "running": self.proc.poll() is None,
+        return {"pid": proc.pid, "running": proc.poll() is None,
                 "starts": self.starts, **st}
