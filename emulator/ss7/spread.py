@@ -43,6 +43,12 @@ disabled, the active's ISUP releases each new IAM on that unit's trunk group wit
 63 (service not available); its calls up go on. Each node tells the other its own unit's
 flag (in the hello and on each change), so whichever node is active applies both.
 
+SIP-ISUP interworking (`--sip`, interwork.py): each unit's interworking is the SIP side
+of its own trunk group's calls. Its orders (place, answer, release) go to the active's
+ISUP (`iw_command`, over the mate connection as "iw_cmd" when this node is standby; held
+IW_HOLD_S while there is no active to take them), and ISUP's events of each call go to
+the interworking of the unit whose circuit it is ("iw_ev").
+
 What is not covered: the mate connection is one TCP connection; cut while both units
 live, the standby takes over and two nodes run MTP3 (the far end then sees two
 changeover orders). An MSU the active's own link accepted in its last milliseconds, not
