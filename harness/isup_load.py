@@ -27,7 +27,13 @@ import threading
 
 from emulator.ss7.causes import sip_response
 
+from . import verdict as vd
+from .faults import unit_status
+from .faults._units import board_of
+from .oam import Oam
 from .sipp import SCENARIO_DIR, CallRecord
+from .testbed import TestbedError
+from .util import wait_for
 
 PC_SYS, PC_FAR = 1001, 2002                  # compose/ss7.yml (TMEDIA_SS7_PC)
 GROUPS = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}   # TMEDIA_SS7_GROUPS
@@ -150,9 +156,6 @@ def join_sip_isup(calls: list[CallRecord], trace: list[dict]) -> None:
 
 def node(tb, unit: str) -> dict:
     """The SS7 node's status of the board serving `unit` ({} while none serves it)."""
-    from .faults import unit_status
-    from .faults._units import board_of
-    from .testbed import TestbedError
     try:
         return unit_status(tb, board_of(tb, unit)).get("ss7") or {}
     except TestbedError:
@@ -162,7 +165,6 @@ def node(tb, unit: str) -> dict:
 def ensure_routes(tb) -> None:
     """Each unit's prefix routed to its own trunk group (its interworking's address) in
     every configuration, reloaded when one was missing; they stay (the variant's routes)."""
-    from .oam import Oam
     oam, changed = Oam.master(tb), False
     for cfg in oam.get("/configurations")["configurations"]:
         rows = oam.get("/routes", config=cfg["name"])["routes"]
@@ -181,7 +183,6 @@ def prepare(tb, isup_active: str, history=None) -> None:
     `isup_active` (the operation's fault is aimed at a role). When the other unit's node
     is active, it is stopped (SIGTERM: it closes its links and mate connection), the
     wanted one takes over and the board starts the stopped one again as standby."""
-    from .util import wait_for
     # an interrupted run's far end still connected to the links would take the new one's
     tb.container("ss7-peer").exec_run(["pkill", "-KILL", "-f", "emulator.ss7.peer"])
     ensure_routes(tb)
@@ -197,7 +198,6 @@ def prepare(tb, isup_active: str, history=None) -> None:
             {a.get("role"), b.get("role")} == {"active", "standby"}
     wait_for(settled, 60, "the SS7 nodes: one active, one standby, both trunk groups up")
     if roles() != ("active", "standby"):
-        from .faults._units import board_of
         st = node(tb, other)
         if history is not None:
             history.event("note", text=f"SS7: the active ISUP moved from {other} to {isup_active} "
@@ -211,7 +211,6 @@ def prepare(tb, isup_active: str, history=None) -> None:
 def wait_links(tb, far: FarEnd) -> None:
     """Once the far end is started: both units' links in service (the far end aligns
     them, then places its calls), so the SIP calls to the trunk groups find them."""
-    from .util import wait_for
     wait_for(lambda: not far.is_alive() or all(node(tb, u).get("link", {}).get("state") == "in_service"
                                                for u in GROUPS), 30, "both units' SS7 links in service")
     if not far.is_alive():
@@ -234,7 +233,6 @@ def ss7_check(tb, summary: dict, calls: list[CallRecord], sip_isup_ids: set, cla
     """The SS7 sub-check of an SS7 operation: the far end's ISUP saw no protocol error (a
     duplicate or an out-of-place message: what MTP3 losing, duplicating or misordering
     would show), and the figures of the ISUP legs across the fault."""
-    from . import verdict as vd
     legs = [c for c in calls if c.call_id.startswith("isup-") or c.call_id in sip_isup_ids]
     est = [c for c in legs if classes.get(c.call_id) == "established"]
     kept = [c for c in est if c.call_id not in lost]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 os.environ.setdefault("SIPLOG_BEND", "stderr" if os.environ.get("TMEDIA_SIP_TRACE") else "none")
@@ -71,7 +71,7 @@ class IwCall:
     answered: bool = False
     sip_done: bool = False              # the SIP side ended (BYE, CANCEL, failure sent)
     isup_done: bool = False             # REL sent or received
-    events: list = field(default_factory=list)
+    release: Optional[int] = None       # the cause of a release asked before the IAM left
 
 
 class Interworking:
@@ -176,7 +176,7 @@ class Interworking:
             self._forget(call)
             return
         if call.cic is None:                 # the IAM is on its way: released once placed
-            call.events.append(("release", cause))
+            call.release = cause
             return
         call.isup_done = True
         self.isup_cmd({"cmd": "release", "cic": call.cic, "cause": cause})
@@ -197,9 +197,8 @@ class Interworking:
         if ev == "iam":                      # placed (again after a glare) on this circuit
             call.cic = d["cic"]
             self.by_cic[call.cic] = call
-            pending = [c for e, c in call.events if e == "release"]
-            if pending:
-                self._release(call, pending[0])
+            if call.release is not None:
+                self._release(call, call.release)
         elif ev == "failed":                 # no circuit, or the group refusing
             call.isup_done = True
             self.counts["failed"] += 1
