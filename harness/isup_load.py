@@ -35,9 +35,13 @@ from .sipp import SCENARIO_DIR, CallRecord
 from .testbed import TestbedError
 from .util import wait_for
 
-PC_SYS, PC_FAR = 1001, 2002                  # compose/ss7.yml (TMEDIA_SS7_PC)
-GROUPS = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}   # TMEDIA_SS7_GROUPS
-SIP_IW_PORT = 5070                           # each unit's interworking (TMEDIA_SS7_SIP_PORT)
+# The SS7 configuration the variant seeds (compose/ss7.yml, TB_SEED_SS7) and the SS7
+# operations expect: `prepare` checks it against the configuration database (the OAM)
+# and says what differs rather than judging calls against another plan.
+LINKSET, PC_SYS, PC_FAR = "pstn", 1001, 2002
+GROUPS = {"tmedia-1": range(1, 31), "tmedia-2": range(31, 61)}   # in link order (SLC 0, 1)
+GROUP_NAME = {"tmedia-1": "isup-1", "tmedia-2": "isup-2"}
+SIP_IW_PORT = 5070                           # each unit's interworking (host/ss7_config.py)
 ISUP_PREFIX = {"tmedia-1": "771", "tmedia-2": "772"}   # routes to each unit's trunk group
 UAC_ISUP_XML = SCENARIO_DIR / "uac_isup.xml"
 # The far end's T1 (REL repeated until RLC) longer than a silent link failure takes to be
@@ -162,17 +166,31 @@ def node(tb, unit: str) -> dict:
         return {}
 
 
+def expected_ss7() -> dict:
+    """The SS7 configuration as the OAM shows it, when it is the one the operations expect."""
+    return {"linksets": [{"name": LINKSET, "opc": PC_SYS, "dpc": PC_FAR,
+                          "links": [{"slc": i, "unit": u} for i, u in enumerate(GROUPS)]}],
+            "trunk_groups": [{"name": GROUP_NAME[u], "linkset": LINKSET, "unit": u,
+                              "cic_first": c[0], "cic_last": c[-1]} for u, c in GROUPS.items()],
+            "problem": None}
+
+
 def ensure_routes(tb) -> None:
-    """Each unit's prefix routed to its own trunk group (its interworking's address) in
-    every configuration, reloaded when one was missing; they stay (the variant's routes)."""
+    """In every configuration: the SS7 configuration the operations expect (else a clear
+    error), and each unit's prefix routed to its own ISUP trunk group, reloaded when a
+    route was missing; they stay (the variant's routes)."""
     oam, changed = Oam.master(tb), False
     for cfg in oam.get("/configurations")["configurations"]:
+        have = {k: v for k, v in oam.get("/ss7/config", config=cfg["name"]).items() if k != "config"}
+        if have != expected_ss7():
+            raise TestbedError(f"configuration {cfg['name']!r} has another SS7 configuration than "
+                               f"the SS7 operations expect (compose/ss7.yml's TB_SEED_SS7): "
+                               f"{have} (expected {expected_ss7()})")
         rows = oam.get("/routes", config=cfg["name"])["routes"]
         for unit, prefix in ISUP_PREFIX.items():
-            dest = (tb.ip(unit, "voip"), SIP_IW_PORT)
-            if not any(r["prefix"] == prefix and (r["host"], r["port"]) == dest for r in rows):
+            if not any(r["prefix"] == prefix and r["trunk_group"] == GROUP_NAME[unit] for r in rows):
                 oam.post("/routes", {"config": cfg["name"], "prefix": prefix,
-                                     "host": dest[0], "port": dest[1]})
+                                     "trunk_group": GROUP_NAME[unit]})
                 changed = True
     if changed:
         oam.reload()

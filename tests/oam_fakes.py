@@ -35,11 +35,12 @@ class FakeStore:
         for cfg in self.configs:
             rid = next(self.ids)
             self.route_rows[rid] = {"id": rid, "config": cfg, "prefix": "", "priority": 0,
-                                    "host": "10.0.3.32", "port": 5060}
+                                    "host": "10.0.3.32", "port": 5060, "trunk_group": None}
         self.account_rows = {"sipp": {"name": "sipp", "enabled": True, "max_calls": 10000}}
         self.trunk_rows = {(c, "tmedia-1", n): True for c in self.configs for n in ("e1-0", "e1-1")}
         self.stack_rows = {(c, "tmedia-1", f"{k.lower()}-0"): (k, True)
                            for c in self.configs for k in ("SIP", "SS7", "ISDN")}
+        self.ss7_rows = {c: {"linksets": {}, "links": {}, "groups": {}} for c in self.configs}
         self.runs = {}
         self.reloads = {}
         self.versions = {}
@@ -71,11 +72,12 @@ class FakeStore:
 
     def _unique(self, r, rid=None):
         for other in self.route_rows.values():
-            if other["id"] != rid and all(other[k] == r[k] for k in ("config", "prefix", "host", "port")):
+            if other["id"] != rid and all(other[k] == r[k] for k in ("config", "prefix", "host", "port", "trunk_group")):
                 raise pymysql.err.IntegrityError(1062, "Duplicate entry for key 'route_dest'")
 
-    def add_route(self, config, prefix, priority, host, port):
-        r = {"id": None, "config": config, "prefix": prefix, "priority": priority, "host": host, "port": port}
+    def add_route(self, config, prefix, priority, host, port, trunk_group=None):
+        r = {"id": None, "config": config, "prefix": prefix, "priority": priority, "host": host,
+             "port": port, "trunk_group": trunk_group}
         self._unique(r)
         r["id"] = next(self.ids)
         self.route_rows[r["id"]] = r
@@ -90,6 +92,45 @@ class FakeStore:
 
     def delete_route(self, rid):
         return self.route_rows.pop(rid, None) is not None
+
+    # SS7 (the same conflicts as the tables' keys)
+    def ss7(self, config):
+        t = self.ss7_rows[config]
+        return {"linksets": [dict(ls, name=n, links=[{"slc": slc, "unit": u} for (l, slc), u
+                                                     in sorted(t["links"].items()) if l == n])
+                             for n, ls in sorted(t["linksets"].items())],
+                "trunk_groups": [dict(g, name=n) for n, g in sorted(t["groups"].items())]}
+
+    def put_linkset(self, config, name, opc, dpc):
+        self.ss7_rows[config]["linksets"][name] = {"opc": opc, "dpc": dpc}
+
+    def delete_linkset(self, config, name):
+        t = self.ss7_rows[config]
+        if t["linksets"].pop(name, None) is None:
+            return False
+        t["links"] = {k: u for k, u in t["links"].items() if k[0] != name}
+        t["groups"] = {n: g for n, g in t["groups"].items() if g["linkset"] != name}
+        return True
+
+    def put_link(self, config, linkset, slc, unit):
+        t = self.ss7_rows[config]
+        if linkset not in t["linksets"]:
+            raise pymysql.err.IntegrityError(1452, "a foreign key constraint fails")
+        if any(l == linkset and s != slc and u == unit for (l, s), u in t["links"].items()):
+            raise pymysql.err.IntegrityError(1062, "Duplicate entry for key 'link_unit'")
+        t["links"][(linkset, slc)] = unit
+
+    def delete_link(self, config, linkset, slc):
+        return self.ss7_rows[config]["links"].pop((linkset, slc), None) is not None
+
+    def put_trunk_group(self, config, name, g):
+        t = self.ss7_rows[config]
+        if g["linkset"] not in t["linksets"]:
+            raise pymysql.err.IntegrityError(1452, "a foreign key constraint fails")
+        t["groups"][name] = {k: g[k] for k in ("linkset", "unit", "cic_first", "cic_last")}
+
+    def delete_trunk_group(self, config, name):
+        return self.ss7_rows[config]["groups"].pop(name, None) is not None
 
     # accounts
     def accounts(self):
@@ -176,11 +217,11 @@ class FakeStore:
         for t in self.trunks(config):
             trunks.setdefault(t["unit"], []).append({"name": t["name"], "enabled": t["enabled"]})
         return {"config": config,
-                "routes": [{k: r[k] for k in ("id", "prefix", "priority", "host", "port")}
+                "routes": [{k: r[k] for k in ("id", "prefix", "priority", "host", "port", "trunk_group")}
                            for r in self.routes(config)],
                 "accounts": {a["name"]: {"enabled": a["enabled"], "max_calls": a["max_calls"]}
                              for a in self.accounts()},
-                "stacks": stacks, "trunks": trunks}
+                "stacks": stacks, "trunks": trunks, "ss7": self.ss7(config)}
 
     def save_version(self, snap, by, keep=20):
         vid = len(self.versions) + 1

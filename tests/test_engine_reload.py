@@ -136,6 +136,8 @@ def test_a_unit_refuses_configure_and_close_from_a_host_without_its_lease():
     ({"version": 1, "config": "d", "stacks": [{"kind": "SIP", "name": "x", "enabled": "no"}]}, "enabled"),
     ({"version": 1, "config": "d", "trunks": "e1-0"}, "list"),
     ({"version": 1, "config": "d", "routes": -1}, "routes"),
+    ({"version": 1, "config": "d", "ss7": {"units": [["tmedia-1", "10.0.3.21"]]}}, "ss7.units"),
+    ({"version": 1, "config": "d", "ss7": "pstn"}, "'ss7' must be an object or null"),
 ])
 def test_malformed_configure_is_refused_with_the_reason(msg, why):
     w = World()
@@ -259,3 +261,32 @@ def test_the_ss7_stack_flag_follows_the_reloaded_configuration():
             return {}
     w.unit.board = Board()
     assert w.unit.ss7_enabled() is True
+
+
+def test_the_ss7_configuration_reaches_every_board_and_an_unusable_one_is_reported():
+    """The version's SS7 part (linkset, point codes, the units ending its links with their
+    addresses, the trunk groups' CICs) is pushed with `configure` and kept by the unit; a
+    reload whose SS7 part cannot run pushes none, says why and is not ok."""
+    w = World()
+    services = {"tmedia-1": {"address": "10.0.3.21/24", "vlans": []},
+                "tmedia-2": {"address": "10.0.3.22/24", "vlans": []}}
+    w.engine = Engine(settings(services=services), w.store, role_fn=lambda: w.role,
+                      request_fn=w.request, send_fn=lambda a, m: None)
+    w.store.put_linkset("default", "pstn", 1001, 2002)
+    w.store.put_link("default", "pstn", 0, "tmedia-1")
+    w.store.put_link("default", "pstn", 1, "tmedia-2")
+    for name, unit, first, last in (("isup-1", "tmedia-1", 1, 30), ("isup-2", "tmedia-2", 31, 60)):
+        w.store.put_trunk_group("default", name, {"linkset": "pstn", "unit": unit,
+                                                  "cic_first": first, "cic_last": last})
+    w.engine.step()
+    pushed = w.unit.config["ss7"]
+    assert pushed["units"] == [["tmedia-1", "10.0.3.21"], ["tmedia-2", "10.0.3.22"]]
+    assert (pushed["opc"], pushed["dpc"], pushed["groups"]) == \
+        (1001, 2002, {"tmedia-1": [1, 30], "tmedia-2": [31, 60]})
+    assert w.store.versions[1]["snapshot"]["ss7"]["linksets"][0]["name"] == "pstn"
+    w.store.delete_link("default", "pstn", 1)
+    rid = w.store.request_reload("host-a")
+    w.engine.step()
+    result = w.store.reload_request(rid)["result"]
+    assert result["ok"] is False and "needs links 0 and 1" in result["ss7"]["error"]
+    assert result["units"] == {"tmedia-1": "ok"} and w.unit.config["ss7"] is None

@@ -83,9 +83,9 @@ SNAP = {"config": "default",
 
 def test_longest_prefix_wins_and_its_rows_are_alternates_in_priority_order():
     r = Routing(SNAP)
-    assert r.destinations("9100") == [{"host": "10.0.3.32", "port": 5070}, {"host": "10.0.3.33", "port": 5070}]
-    assert r.destinations("9500") == [{"host": "10.0.3.32", "port": 5071}]
-    assert r.destinations("1000") == [{"host": "10.0.3.32", "port": 5060}]
+    assert r.destinations("9100")[0] == [{"host": "10.0.3.32", "port": 5070}, {"host": "10.0.3.33", "port": 5070}]
+    assert r.destinations("9500")[0] == [{"host": "10.0.3.32", "port": 5071}]
+    assert r.destinations("1000")[0] == [{"host": "10.0.3.32", "port": 5060}]
 
 
 def test_no_route_is_404():

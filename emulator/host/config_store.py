@@ -40,33 +40,82 @@ class ConfigStore:
         return True
 
     # ---- routes ---------------------------------------------------------------------
+    # a row's destination: a SIP address (host, port) or an ISUP trunk group (trunk_group)
     def routes(self, config: str | None = None) -> list[dict]:
         if config is None:
-            return self.db.run("SELECT id, config, prefix, priority, dest_host AS host, "
-                               "dest_port AS port FROM routes ORDER BY config, prefix, priority, id")
-        return self.db.run("SELECT id, config, prefix, priority, dest_host AS host, "
-                           "dest_port AS port FROM routes WHERE config = %s "
-                           "ORDER BY prefix, priority, id", (config,))
+            return self.db.run("SELECT id, config, prefix, priority, NULLIF(dest_host, '') AS host, "
+                               "NULLIF(dest_port, 0) AS port, NULLIF(dest_group, '') AS trunk_group "
+                               "FROM routes ORDER BY config, prefix, priority, id")
+        return self.db.run("SELECT id, config, prefix, priority, NULLIF(dest_host, '') AS host, "
+                           "NULLIF(dest_port, 0) AS port, NULLIF(dest_group, '') AS trunk_group "
+                           "FROM routes WHERE config = %s ORDER BY prefix, priority, id", (config,))
 
     def route(self, route_id: int) -> dict | None:
-        rows = self.db.run("SELECT id, config, prefix, priority, dest_host AS host, "
-                           "dest_port AS port FROM routes WHERE id = %s", (route_id,))
+        rows = self.db.run("SELECT id, config, prefix, priority, NULLIF(dest_host, '') AS host, "
+                           "NULLIF(dest_port, 0) AS port, NULLIF(dest_group, '') AS trunk_group "
+                           "FROM routes WHERE id = %s", (route_id,))
         return rows[0] if rows else None
 
-    def add_route(self, config: str, prefix: str, priority: int, host: str, port: int) -> dict:
-        rows = self.db.run("INSERT INTO routes (config, prefix, priority, dest_host, dest_port) "
-                           "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                           (config, prefix, priority, host, port))
+    def add_route(self, config: str, prefix: str, priority: int, host: str | None,
+                  port: int | None, trunk_group: str | None = None) -> dict:
+        rows = self.db.run("INSERT INTO routes (config, prefix, priority, dest_host, dest_port, "
+                           "dest_group) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                           (config, prefix, priority, host or "", port or 0, trunk_group or ""))
         return self.route(rows[0]["id"])
 
     def update_route(self, route_id: int, r: dict) -> dict | None:
         self.db.run("UPDATE routes SET config = %s, prefix = %s, priority = %s, dest_host = %s, "
-                    "dest_port = %s WHERE id = %s",
-                    (r["config"], r["prefix"], r["priority"], r["host"], r["port"], route_id))
+                    "dest_port = %s, dest_group = %s WHERE id = %s",
+                    (r["config"], r["prefix"], r["priority"], r.get("host") or "",
+                     r.get("port") or 0, r.get("trunk_group") or "", route_id))
         return self.route(route_id)
 
     def delete_route(self, route_id: int) -> bool:
         return bool(self.db.run("DELETE FROM routes WHERE id = %s RETURNING id", (route_id,)))
+
+    # ---- SS7: linksets, links, ISUP trunk groups (per configuration) ----------------
+    def ss7(self, config: str) -> dict:
+        """{"linksets": [{name, opc, dpc, links: [{slc, unit}]}], "trunk_groups": [...]}"""
+        linksets = self.db.run("SELECT name, opc, dpc FROM ss7_linksets WHERE config = %s "
+                               "ORDER BY name", (config,))
+        links = self.db.run("SELECT linkset, slc, unit FROM ss7_links WHERE config = %s "
+                            "ORDER BY linkset, slc", (config,))
+        for ls in linksets:
+            ls["links"] = [{"slc": l["slc"], "unit": l["unit"]} for l in links
+                           if l["linkset"] == ls["name"]]
+        groups = self.db.run("SELECT name, linkset, unit, cic_first, cic_last FROM isup_groups "
+                             "WHERE config = %s ORDER BY name", (config,))
+        return {"linksets": linksets, "trunk_groups": groups}
+
+    def put_linkset(self, config: str, name: str, opc: int, dpc: int) -> None:
+        self.db.run("INSERT INTO ss7_linksets (config, name, opc, dpc) VALUES (%s, %s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE opc = VALUES(opc), dpc = VALUES(dpc)",
+                    (config, name, opc, dpc))
+
+    def delete_linkset(self, config: str, name: str) -> bool:
+        return bool(self.db.run("DELETE FROM ss7_linksets WHERE config = %s AND name = %s "
+                                "RETURNING name", (config, name)))
+
+    def put_link(self, config: str, linkset: str, slc: int, unit: str) -> None:
+        """Raises IntegrityError (the OAM's 409) for an unknown linkset or a unit that
+        already ends another link of it."""
+        self.db.run("INSERT INTO ss7_links (config, linkset, slc, unit) VALUES (%s, %s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE unit = VALUES(unit)", (config, linkset, slc, unit))
+
+    def delete_link(self, config: str, linkset: str, slc: int) -> bool:
+        return bool(self.db.run("DELETE FROM ss7_links WHERE config = %s AND linkset = %s "
+                                "AND slc = %s RETURNING slc", (config, linkset, slc)))
+
+    def put_trunk_group(self, config: str, name: str, g: dict) -> None:
+        self.db.run("INSERT INTO isup_groups (config, name, linkset, unit, cic_first, cic_last) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+                    "linkset = VALUES(linkset), unit = VALUES(unit), "
+                    "cic_first = VALUES(cic_first), cic_last = VALUES(cic_last)",
+                    (config, name, g["linkset"], g["unit"], g["cic_first"], g["cic_last"]))
+
+    def delete_trunk_group(self, config: str, name: str) -> bool:
+        return bool(self.db.run("DELETE FROM isup_groups WHERE config = %s AND name = %s "
+                                "RETURNING name", (config, name)))
 
     # ---- accounts -------------------------------------------------------------------
     def accounts(self) -> list[dict]:
@@ -159,7 +208,8 @@ class ConfigStore:
         if config is None:
             raise LookupError("no active configuration")
         routes = [{"id": r["id"], "prefix": r["prefix"], "priority": r["priority"],
-                   "host": r["host"], "port": r["port"]} for r in self.routes(config)]
+                   "host": r["host"], "port": r["port"], "trunk_group": r["trunk_group"]}
+                  for r in self.routes(config)]
         accounts = {a["name"]: {"enabled": a["enabled"], "max_calls": a["max_calls"]}
                     for a in self.accounts()}
         stacks: dict[str, list] = {}
@@ -170,7 +220,7 @@ class ConfigStore:
         for t in self.trunks(config):
             trunks.setdefault(t["unit"], []).append({"name": t["name"], "enabled": t["enabled"]})
         return {"config": config, "routes": routes, "accounts": accounts,
-                "stacks": stacks, "trunks": trunks}
+                "stacks": stacks, "trunks": trunks, "ss7": self.ss7(config)}
 
     def save_version(self, snap: dict, by: str, keep: int = 20) -> int:
         rows = self.db.run("INSERT INTO config_versions (config, loaded_at, loaded_by, snapshot) "

@@ -18,7 +18,7 @@ from . import ctl, state
 from .db_agent import DbAgent, db_host_peer_lost
 from .init import mysql_handlers, start_mysql, stop_mysql
 from .mysql_server import MysqlServer
-from .schema import seed_units
+from .schema import seed_ss7, seed_units
 from .settings import Settings
 
 APP = "init"
@@ -36,6 +36,7 @@ def main():
         # it may be the one that bootstraps the cluster: never with an empty configuration
         raise SystemExit("a database host seeds the configuration database: it needs "
                          "TB_SERVICES (the units) and TB_SEED_ROUTES (the first route)")
+    seed_ss7()       # a malformed TB_SEED_SS7 stops the boot here, named
     server = MysqlServer(s)
     agent = DbAgent(s, server, host_lost=lambda: db_host_peer_lost(s.peer_ctrl_ips, s.witness_ips))
     stop = threading.Event()

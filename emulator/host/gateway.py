@@ -65,10 +65,10 @@ class Gateway:
             try:
                 latest = self.store.latest_version_id()
                 if latest is None:
-                    self.routing, self.version = Routing(self.store.snapshot()), 0
+                    self.routing, self.version = Routing(self.store.snapshot(), self.s.services), 0
                 elif latest != self.version:
                     v = self.store.version(latest)
-                    self.routing, self.version = Routing(v["snapshot"]), latest
+                    self.routing, self.version = Routing(v["snapshot"], self.s.services), latest
                     state.log(APP, f"loaded configuration {v['config']} version {latest}")
                 self.loaded_at, self.db_error = self.clock(), None
             except Exception as exc:

@@ -18,6 +18,7 @@ from . import ctl, state
 from .db_agent import DbAgent
 from .mysql_server import CtlError, MysqlServer
 from .role_log import RoleLog
+from .schema import seed_ss7
 from .settings import Settings
 
 APP = "init"
@@ -125,6 +126,7 @@ def stop_mysql(server: MysqlServer | None, agent: DbAgent | None) -> None:
 
 def main():
     s = Settings.from_env()
+    seed_ss7()           # a malformed TB_SEED_SS7 stops the boot here, named, not mid-seeding
     # TB_DB_ROLE=none: the database is on two hosts of its own (compose/external-db.yml)
     server = MysqlServer(s) if s.db_role != "none" else None
     agent = DbAgent(s, server) if server is not None else None

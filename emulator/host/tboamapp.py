@@ -4,8 +4,8 @@ Every route but /healthz needs `Authorization: Bearer <token>`; the token is gen
 bring-up (TB_OAM_TOKEN), there is no default. Errors: 401 no/wrong token, 422 a request
 that does not validate, 404 an unknown name or id, 409 a conflict (duplicate, standby
 host), 502/504 a unit or gateway that failed or did not answer, 503 database or engine
-unavailable. Configuration changes (routes, accounts, trunks, stacks, the active
-configuration) take effect on `POST /api/v1/configurations/reload`, as the seed says.
+unavailable. Configuration changes (routes, accounts, trunks, stacks, the SS7 linkset,
+links and ISUP trunk groups, the active configuration) take effect on `POST /api/v1/configurations/reload`, as the seed says.
 The API table is in ARCHITECTURE.md ("OAM API")."""
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from pydantic import BaseModel
 from . import ss7_view, state
 from .config_store import ConfigStore
 from .db import Db, database_status
-from .oam_models import (HOST_RE, NAME_RE, AccountIn, AccountUpdate, EnabledIn, RouteIn, RouteUpdate,
-                         RunIn)
+from .oam_models import (HOST_RE, NAME_RE, AccountIn, AccountUpdate, EnabledIn, LinkIn, LinksetIn,
+                         RouteIn, RouteUpdate, RunIn, TrunkGroupIn)
 from .settings import APPS, GATEWAY_PORT, OAM_PORT, Settings
+from .ss7_config import for_units
 from .udp import Client
 
 RELOAD_POLL = 0.1
@@ -346,10 +347,16 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
             raise HTTPException(404, f"no route {route_id}")
         return row
 
+    def check_group(config: str, group: str | None) -> None:
+        if group is not None and not any(g["name"] == group for g in store.ss7(config)["trunk_groups"]):
+            raise HTTPException(404, f"no ISUP trunk group {group!r} in configuration {config!r}")
+
     @api.post("/routes", status_code=201, responses=errors(404, 409))
     def add_route(body: RouteIn) -> dict:
         config = config_or_active(body.config)
-        row = store.add_route(config, body.prefix, body.priority, str(body.host), body.port)
+        check_group(config, body.trunk_group)
+        row = store.add_route(config, body.prefix, body.priority,
+                              str(body.host) if body.host else None, body.port, body.trunk_group)
         return dict(row, reload_required=True)
 
     @api.get("/routes/{route_id}", responses=errors(404))
@@ -360,11 +367,19 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
     def update_route(body: RouteUpdate, route_id: int = Path(ge=1)) -> dict:
         row = route_or_404(route_id)
         change = body.model_dump(exclude_none=True)
-        if "host" in change:
-            change["host"] = str(change["host"])
+        if "trunk_group" in change:   # an ISUP trunk group now
+            change.update(host=None, port=None)
+        elif "host" in change:        # a SIP destination now
+            change.update(host=str(change["host"]), trunk_group=None,
+                          port=change.get("port") or row["port"] or 5060)
         if "config" in change:
             config_or_active(change["config"])
-        row = store.update_route(route_id, dict(row, **change))
+        new = dict(row, **change)
+        if new["trunk_group"] is not None and new["port"] is not None:
+            raise HTTPException(409, f"route {route_id} goes to ISUP trunk group "
+                                     f"{new['trunk_group']!r}: a port goes with a host")
+        check_group(new["config"], new["trunk_group"])
+        row = store.update_route(route_id, new)
         if row is None:
             raise HTTPException(404, f"no route {route_id}")
         return dict(row, reload_required=True)
@@ -374,6 +389,93 @@ def create_app(s: Settings, store: ConfigStore, links: HostLinks) -> FastAPI:
         if not store.delete_route(route_id):
             raise HTTPException(404, f"no route {route_id}")
         return {"deleted": route_id, "reload_required": True}
+
+    # ---- SS7 configuration: linkset, links, ISUP trunk groups ------------------------
+    def ss7_config(config: str) -> dict:
+        ss7 = store.ss7(config)
+        _, problem = for_units(ss7, s.services)
+        return {"config": config, **ss7, "problem": problem}
+
+    def linkset_or_404(config: str, name: str) -> dict:
+        ls = next((l for l in store.ss7(config)["linksets"] if l["name"] == name), None)
+        if ls is None:
+            raise HTTPException(404, f"no linkset {name!r} in configuration {config!r}")
+        return ls
+
+    def unit_or_404(unit: str) -> None:
+        if unit not in s.services:
+            raise HTTPException(404, f"no unit {unit!r} with a VoIP address "
+                                     f"(units: {', '.join(sorted(s.services)) or 'none'})")
+
+    @api.get("/ss7/config", responses=errors(404, 409))
+    def get_ss7_config(config: str | None = config_query()) -> dict:
+        """The configuration's linksets (point codes, links by SLC and unit) and ISUP trunk
+        groups (unit, CICs), as stored; `problem`: why the units could not run it as it
+        stands (null: they can), which a reload would also report."""
+        return ss7_config(config_or_active(config))
+
+    @api.put("/ss7/linksets/{name}", responses=errors(404, 409))
+    def put_linkset(body: LinksetIn, name: str = name_path(),
+                    config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        store.put_linkset(config, name, body.opc, body.dpc)
+        return dict(ss7_config(config), reload_required=True)
+
+    @api.delete("/ss7/linksets/{name}", responses=errors(404, 409))
+    def delete_linkset(name: str = name_path(), config: str | None = config_query()) -> dict:
+        """With its links and trunk groups; refused while a route names one of its groups."""
+        config = config_or_active(config)
+        linkset_or_404(config, name)
+        groups = {g["name"] for g in store.ss7(config)["trunk_groups"] if g["linkset"] == name}
+        used = sorted({r["trunk_group"] for r in store.routes(config)} & groups)
+        if used:
+            raise HTTPException(409, f"routes name its trunk groups {used}: remove them first")
+        store.delete_linkset(config, name)
+        return dict(ss7_config(config), reload_required=True)
+
+    @api.put("/ss7/linksets/{name}/links/{slc}", responses=errors(404, 409))
+    def put_link(body: LinkIn, name: str = name_path(), slc: int = Path(ge=0, le=15),
+                 config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        ls = linkset_or_404(config, name)
+        unit_or_404(body.unit)
+        if any(l["unit"] == body.unit and l["slc"] != slc for l in ls["links"]):
+            raise HTTPException(409, f"{body.unit!r} already ends a link of {name!r}")
+        store.put_link(config, name, slc, body.unit)
+        return dict(ss7_config(config), reload_required=True)
+
+    @api.delete("/ss7/linksets/{name}/links/{slc}", responses=errors(404, 409))
+    def delete_link(name: str = name_path(), slc: int = Path(ge=0, le=15),
+                    config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        linkset_or_404(config, name)
+        if not store.delete_link(config, name, slc):
+            raise HTTPException(404, f"no link {slc} in linkset {name!r}")
+        return dict(ss7_config(config), reload_required=True)
+
+    @api.put("/ss7/trunk-groups/{name}", responses=errors(404, 409))
+    def put_trunk_group(body: TrunkGroupIn, name: str = name_path(),
+                        config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        linkset_or_404(config, body.linkset)
+        unit_or_404(body.unit)
+        for g in store.ss7(config)["trunk_groups"]:
+            if g["name"] != name and g["linkset"] == body.linkset and \
+                    body.cic_first <= g["cic_last"] and g["cic_first"] <= body.cic_last:
+                raise HTTPException(409, f"CICs {body.cic_first}-{body.cic_last} overlap trunk "
+                                         f"group {g['name']!r} ({g['cic_first']}-{g['cic_last']})")
+        store.put_trunk_group(config, name, body.model_dump())
+        return dict(ss7_config(config), reload_required=True)
+
+    @api.delete("/ss7/trunk-groups/{name}", responses=errors(404, 409))
+    def delete_trunk_group(name: str = name_path(), config: str | None = config_query()) -> dict:
+        config = config_or_active(config)
+        used = [r["id"] for r in store.routes(config) if r["trunk_group"] == name]
+        if used:
+            raise HTTPException(409, f"routes {used} go to trunk group {name!r}: remove them first")
+        if not store.delete_trunk_group(config, name):
+            raise HTTPException(404, f"no ISUP trunk group {name!r} in configuration {config!r}")
+        return dict(ss7_config(config), reload_required=True)
 
     # ---- accounts -------------------------------------------------------------------
     @api.get("/accounts")

@@ -3,7 +3,7 @@ TMedia units configured with it.
 
 - Reload: the OAM inserts a row in `reload_requests` (from either host); the active engine
   sees it on its next tick, snapshots the active configuration (routes, accounts, stacks,
-  trunks) into a new `config_versions` row, pushes the unit's part to every unit (unit
+  trunks, SS7) into a new `config_versions` row, pushes the unit's part to every unit (unit
   control op `configure`), tells the gateways to load the version (they also poll for it),
   and marks the requests done with the per-unit result. One load answers every pending
   request. The first active engine makes version 1 when there is none.
@@ -13,6 +13,11 @@ TMedia units configured with it.
 - The standby engine only follows the loaded version and publishes what it sees; requests
   wait for the active one, so reloading and switching configurations work after a
   switchover too.
+- SS7: every board is pushed the version's SS7 part (ss7_config.for_units: the linkset,
+  its point codes, the units ending its links and their trunk groups' CICs), spares too,
+  and runs the SS7 node of the unit it serves from it; a change restarts the nodes. A
+  version whose SS7 part cannot run pushes none (the nodes stop): the reload's result
+  says why, and is not ok.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from . import state
 from .config_store import ConfigStore
 from .db import Db
 from .settings import GATEWAY_PORT, UNIT_CONTROL_PORT, Settings
+from .ss7_config import for_units
 from .udp import Client
 
 APP = "toolpack_engine"
@@ -42,6 +48,7 @@ class Engine:
         self.send_fn = send_fn or client.send
         self.version = None          # the latest loaded version and its snapshot
         self.snapshot = None
+        self.ss7, self.ss7_error = None, None   # the version's SS7 part for the units
         self.units = {u: {"version": None, "pushed_at": None, "error": None} for u in s.units}
         self.last_reload = None
         self.error = None
@@ -69,7 +76,8 @@ class Engine:
                 "config": snap["config"], "routes": len(snap["routes"]), "unit": served,
                 "stacks": snap["stacks"].get(served, []) if served else [],
                 # trunks are the board's own lines: they never move to the spare
-                "trunks": snap["trunks"].get(unit, [])}
+                "trunks": snap["trunks"].get(unit, []),
+                "ss7": self.ss7}
 
     def push(self, unit: str, served=...) -> str:
         """Configure one unit with the loaded version: "ok" or why not."""
@@ -102,15 +110,20 @@ class Engine:
     # ---- reload ---------------------------------------------------------------------
     def use_version(self, version: int) -> None:
         v = self.store.version(version)
-        self.version, self.snapshot = version, v["snapshot"]
+        self._load(version, v["snapshot"])
+
+    def _load(self, version: int, snap: dict) -> None:
+        self.version, self.snapshot = version, snap
+        self.ss7, self.ss7_error = for_units(snap.get("ss7"), self.s.services)
 
     def reload(self, upto: int | None) -> dict:
         """Load the active configuration as a new version and apply it everywhere."""
         snap = self.store.snapshot()
         version = self.store.save_version(snap, self.s.host)
-        self.version, self.snapshot = version, snap
+        self._load(version, snap)
         result = {"config": snap["config"], "version": version, "by": self.s.host,
-                  "units": {u: self.push(u) for u in self.s.units}}
+                  "units": {u: self.push(u) for u in self.s.units},
+                  "ss7": {"linkset": (self.ss7 or {}).get("linkset"), "error": self.ss7_error}}
         reply = self.request_fn([("127.0.0.1", GATEWAY_PORT)], {"op": "load"}, GATEWAY_TIMEOUT)
         result["gateway"] = {"host": self.s.host,
                              "version": reply.get("version") if reply else None,
@@ -119,7 +132,7 @@ class Engine:
         # the standby gateway polls for versions too; this only makes it quicker
         self.send_fn([(ip, GATEWAY_PORT) for ip in self.s.peer_ctrl_ips], {"op": "load", "seq": 0})
         result["ok"] = all(r == "ok" for r in result["units"].values()) and \
-            result["gateway"]["version"] == version
+            result["gateway"]["version"] == version and self.ss7_error is None
         if upto is not None:
             self.store.finish_reloads(upto, self.s.host, version, result)
         self.last_reload = dict(result, at=self.clock(), request=upto)
@@ -154,6 +167,7 @@ class Engine:
             "loaded": None if self.snapshot is None else
             {"version": self.version, "config": self.snapshot["config"]},
             "units": self.units, "last_reload": self.last_reload, "error": self.error,
+            "ss7": {"linkset": (self.ss7 or {}).get("linkset"), "error": self.ss7_error},
             "db_server": getattr(self.store.db, "server", None), "updated": time.time()})
 
 

@@ -1,15 +1,15 @@
 """SIP-ISUP interworking for the calls on one unit's own ISUP trunk group.
 
 Each unit's SS7 node runs one `Interworking`: a SIP user agent (sippy's UA, on the unit's
-VoIP address, port TMEDIA_SS7_SIP_PORT) that is the SIP side of every call on the unit's
+VoIP address, the SS7 configuration's `sip_port`, 5070) that is the SIP side of every call on the unit's
 own circuits. Its SIP peer is the unit's own SIP stack, so both directions go through the
 gateway's routes:
 
-- SIP to ISUP: a gateway route whose destination is this address (the unit's "ISUP trunk
-  group") brings the unit's B-leg INVITE here; it becomes an IAM on one of the group's
-  circuits. ACM gives 180, ANM gives 200, the caller's BYE (or CANCEL) gives REL; the far
-  end's REL gives BYE, or before the answer the final response RFC 3398 maps its cause to
-  (causes.py). No free circuit, or the unit's SS7 stack disabled: 503.
+- SIP to ISUP: a gateway route to the unit's ISUP trunk group (the gateway resolves the
+  group to this address) brings the unit's B-leg INVITE here; it becomes an IAM on one of
+  the group's circuits. ACM gives 180, ANM gives 200, the caller's BYE (or CANCEL) gives
+  REL; the far end's REL gives BYE, or before the answer the final response RFC 3398 maps
+  its cause to (causes.py). No free circuit, or the unit's SS7 stack disabled: 503.
 - ISUP to SIP: the far end's IAM on one of the group's circuits becomes an INVITE to the
   unit's SIP stack (the called number as the Request-URI user), which routes it like any
   call (to sipp-uas in the testbed). The ACM went at once (numbers en bloc, isup.py); 200

@@ -54,7 +54,7 @@ from .monitor import AppWatch, Watchdog
 from ..priority import normal
 from .port_probe import PortProbe
 from .ports import PORTS, Bond, VirtualPorts, carrier, peer_on, unit_mac
-from .ss7_app import Ss7Config, Ss7Process
+from .ss7_app import Ss7Process
 
 REBOOT_EXIT = 75
 LOOP_S = 0.01          # link check period: a port failover starts within 10 ms
@@ -169,7 +169,8 @@ class Board:
             raise SystemExit(f"tmedia: bad configuration: TMEDIA_HOT_STACKS={hot!r} is not a count")
         self.hot = HotSpare(normal([sys.executable, "-m", "emulator.tmedia.unit"]), self.env,
                             int(hot), log=self.log)
-        self.ss7 = Ss7Process(Ss7Config.from_env(env), self.log)   # nothing unless configured
+        # nothing until the engine pushes an SS7 configuration (ss7_app.py)
+        self.ss7 = Ss7Process(None, self.log, self.env)
         self.stop = threading.Event()
 
     # --- boot record (survives reboots: the container's own filesystem) --------------
@@ -355,6 +356,9 @@ class Board:
             if self.watchdog.expired():
                 self.reboot(f"watchdog: no host polled for {self.watchdog.timeout:g} s")
             if tick:
+                cfg = self.agent.config        # None between an assignment and its push
+                if cfg is not None and "ss7" in cfg:
+                    self.ss7.configure(cfg["ss7"], self.serves)
                 self.ss7.set_enabled(self.agent.ss7_enabled())
                 self.ss7.check()
             time.sleep(LOOP_S)

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 from .counters import Counters
 from .lease import Lease, LeaseLog
+from .ss7_app import Ss7Config
 
 MAX_DATAGRAM = 65000
 SLOW_OPS = re.compile(rb'"op"\s*:\s*"(calls|close)"')
@@ -97,6 +98,12 @@ def _check_configure(msg: dict) -> dict:
                     raise BadRequest(f"a stack's 'kind' is one of {', '.join(kinds)}")
                 entry["kind"] = it["kind"]
             cfg[key].append(entry)
+    if "ss7" in msg:      # absent: an engine that pushes no SS7 (the board keeps its own)
+        try:
+            Ss7Config.from_push(msg["ss7"])
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        cfg["ss7"] = msg["ss7"]
     return cfg
 
 

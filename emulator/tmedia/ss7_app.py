@@ -1,21 +1,22 @@
 """The unit's SS7 process: `python -m emulator.ss7.spread` for the unit a board serves,
-when the configuration names that unit among the SS7 units (the board starts it with
-the SIP applications, stops it with them, and starts it again if it dies, as the unit's
-on-board monitor would). Unset, nothing runs: the default testbed has no SS7.
+when the SS7 configuration the engine pushed (the `ss7` field of `configure`, from the
+configuration database: host/ss7_config.py) names that unit among the linkset's units.
+The board starts it with the SIP applications, stops it with them, starts it again if it
+dies (as the unit's on-board monitor would), and restarts it when a reload changes the
+SS7 configuration. Nothing runs before a push with SS7, nor when it has none (the
+default testbed).
 
-Environment (the board's):
-  TMEDIA_SS7_UNITS      "tmedia-1=IP,tmedia-2=IP": the units that end the linkset's links,
-                        in link order (SLC 0, 1), with the VoIP address each one's link
-                        and mate connection use; the first is preferred as the active
-  TMEDIA_SS7_PC         "OWN:FAR": the system's and the far end's point codes (1001:2002)
-  TMEDIA_SS7_GROUPS     ISUP trunk groups by unit, "tmedia-1=1-30,tmedia-2=31-60"
+The pushed configuration: {"linkset", "opc", "dpc", "units": [[unit, VoIP address] in
+link order (SLC 0, 1; the first is preferred as the active)], "groups": {unit: [first
+CIC, last CIC]}, "sip_port": the SIP-ISUP interworking's port on the unit's address (each
+unit's ISUP trunk group as a gateway route's destination; its calls go to the unit's SIP
+stack on port 5060), "group_names": {unit: trunk group}}. A board keeps the last one it
+was pushed across assignments: a spare that takes a unit over starts its node at once.
+
+Environment (the board's: deployment, not configuration):
   TMEDIA_SS7_PORT       the link's TCP port on the unit's address (3565)
   TMEDIA_SS7_MATE_PORT  the mate connection's port, on the first unit's address (3566)
   TMEDIA_SS7_STATUS     where the node writes its status (/tmp/tmedia-ss7.json)
-  TMEDIA_SS7_SIP_PORT   the SIP-ISUP interworking's port on the unit's address (each unit's
-                        ISUP trunk group as a gateway route's destination; its calls go to
-                        the unit's SIP stack on port 5060); empty: no interworking, the
-                        active answers the far end's IAMs itself
   TMEDIA_SS7_CONTROL    where the board writes the served unit's SS7 stack flag from its
                         configuration, which the node reads (/tmp/tmedia-ss7-control.json)
 """
@@ -32,53 +33,63 @@ from typing import Callable, Mapping, Optional
 
 from ..priority import normal
 
+MAX_PC, MAX_CIC = (1 << 14) - 1, (1 << 12) - 1
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    v = env.get(name, "").strip() or str(default)
+    if not v.isdigit() or not 0 < int(v) < 65536:
+        raise SystemExit(f"tmedia: bad configuration: {name}={v!r}: not a port")
+    return int(v)
+
 
 @dataclass(frozen=True)
 class Ss7Config:
     units: tuple[tuple[str, str], ...]      # (unit, address) in link order
     opc: int
     dpc: int
-    groups: str
-    port: int
-    mate_port: int
-    status_path: str
+    groups: str                             # "tmedia-1=1-30,tmedia-2=31-60" (the node's --groups)
+    port: int = 3565
+    mate_port: int = 3566
+    status_path: str = "/tmp/tmedia-ss7.json"
     control_path: str = "/tmp/tmedia-ss7-control.json"
     sip_port: Optional[int] = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Optional["Ss7Config"]:
-        raw = env.get("TMEDIA_SS7_UNITS", "").strip()
-        if not raw:
+    def from_push(cls, ss7, env: Mapping[str, str] = {}) -> Optional["Ss7Config"]:
+        """The `ss7` field of a `configure` (None: no SS7), checked field by field:
+        ValueError names what is wrong (the control agent answers it to the engine)."""
+        if ss7 is None:
             return None
-
-        def bad(name, why):
-            return SystemExit(f"tmedia: bad configuration: {name}={env.get(name, '')!r}: {why}")
-        units = []
-        for part in raw.split(","):
-            unit, _, ip = part.partition("=")
+        if not isinstance(ss7, dict):
+            raise ValueError("'ss7' must be an object or null")
+        units = ss7.get("units")
+        if not isinstance(units, list) or len(units) != 2 or \
+                not all(isinstance(u, list) and len(u) == 2 and all(isinstance(x, str) for x in u)
+                        for u in units) or units[0][0] == units[1][0]:
+            raise ValueError("'ss7.units' must be two [unit, address] pairs, two units")
+        for _, ip in units:
             try:
-                ipaddress.IPv4Address(ip.strip())
+                ipaddress.IPv4Address(ip)
             except ValueError:
-                raise bad("TMEDIA_SS7_UNITS", "expected UNIT=IPv4,UNIT=IPv4") from None
-            units.append((unit.strip(), ip.strip()))
-        if len(units) != 2 or units[0][0] == units[1][0]:
-            raise bad("TMEDIA_SS7_UNITS", "two units, one link each")
-        own, _, far = env.get("TMEDIA_SS7_PC", "1001:2002").partition(":")
-        if not (own.isdigit() and far.isdigit() and int(own) < 1 << 14 and int(far) < 1 << 14):
-            raise bad("TMEDIA_SS7_PC", "expected OWN:FAR, 14-bit point codes")
-        groups = env.get("TMEDIA_SS7_GROUPS", "").strip()
-        if not all(f"{u}=" in groups for u, _ in units):
-            raise bad("TMEDIA_SS7_GROUPS", "a trunk group for each SS7 unit")
-        ports = []
-        for name, default in (("TMEDIA_SS7_PORT", "3565"), ("TMEDIA_SS7_MATE_PORT", "3566"),
-                              ("TMEDIA_SS7_SIP_PORT", "")):
-            v = env.get(name, "").strip() or default
-            if v and (not v.isdigit() or not 0 < int(v) < 65536):
-                raise bad(name, "not a port")
-            ports.append(int(v) if v else None)
-        return cls(tuple(units), int(own), int(far), groups, ports[0], ports[1],
+                raise ValueError(f"'ss7.units': {ip!r} is not an IPv4 address") from None
+        for key, top in (("opc", MAX_PC), ("dpc", MAX_PC), ("sip_port", 65535)):
+            v = ss7.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top:
+                raise ValueError(f"'ss7.{key}' must be a whole number 0..{top}")
+        groups = ss7.get("groups")
+        names = [u for u, _ in units]
+        if not isinstance(groups, dict) or set(groups) != set(names) or not all(
+                isinstance(r, list) and len(r) == 2 and all(type(c) is int for c in r)
+                and 1 <= r[0] <= r[1] <= MAX_CIC for r in groups.values()):
+            raise ValueError(f"'ss7.groups' must give each of {names} a CIC range "
+                             f"[first, last] within 1..{MAX_CIC}")
+        return cls(tuple((u, ip) for u, ip in units), ss7["opc"], ss7["dpc"],
+                   ",".join(f"{u}={groups[u][0]}-{groups[u][1]}" for u in names),
+                   _port(env, "TMEDIA_SS7_PORT", 3565), _port(env, "TMEDIA_SS7_MATE_PORT", 3566),
                    env.get("TMEDIA_SS7_STATUS", "/tmp/tmedia-ss7.json"),
-                   env.get("TMEDIA_SS7_CONTROL", "/tmp/tmedia-ss7-control.json"), ports[2])
+                   env.get("TMEDIA_SS7_CONTROL", "/tmp/tmedia-ss7-control.json"),
+                   ss7["sip_port"] or None)
 
     def argv(self, unit: str) -> Optional[list[str]]:
         """The node's command line for `unit`, None when it ends no link."""
@@ -99,8 +110,10 @@ class Ss7Config:
 
 
 class Ss7Process:
-    def __init__(self, cfg: Optional[Ss7Config], log: Callable[[str], None]):
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: Optional[Ss7Config], log: Callable[[str], None],
+                 env: Mapping[str, str] = {}):
+        self.cfg, self.log, self.env = cfg, log, env
+        self.pushed = ...           # the last `ss7` pushed (... : none yet)
         self.unit: Optional[str] = None
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
@@ -124,6 +137,29 @@ class Ss7Process:
             os.replace(tmp, self.cfg.control_path)
         except OSError as exc:
             self.log(f"SS7 control file not written: {exc}")
+
+    def configure(self, pushed, serving: Optional[str]) -> None:
+        """The `ss7` of the engine's latest `configure` (checked by the control agent).
+        A change stops the node and starts it with the new configuration (a reload that
+        changes the linkset, its point codes or the CICs); the same one again changes
+        nothing."""
+        if pushed == self.pushed:
+            return
+        try:
+            cfg = Ss7Config.from_push(pushed, self.env)
+        except ValueError as exc:     # the control agent refused it already
+            self.log(f"SS7 configuration ignored: {exc}")
+            return
+        first, self.pushed = self.pushed is ..., pushed
+        if cfg == self.cfg:
+            return
+        self.log(f"SS7 configuration {'loaded' if first else 'changed'}: " +
+                 (f"linkset {pushed.get('linkset')} {cfg.opc}-{cfg.dpc}, links "
+                  f"{', '.join(u for u, _ in cfg.units)}, CICs {cfg.groups}" if cfg else "none"))
+        self.stop()
+        self.cfg = cfg
+        if serving:
+            self.start(serving)
 
     def start(self, unit: str) -> None:
         argv = self.cfg.argv(unit) if self.cfg else None

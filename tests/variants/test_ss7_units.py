@@ -15,7 +15,7 @@ import pytest
 from emulator.ss7 import isup
 from harness.faults import UnitPowerOff, wait_for
 from harness.faults._units import board_of
-from harness.isup_load import GROUPS, SIP_IW_PORT, FarEnd, node as ss7
+from harness.isup_load import GROUP_NAME, GROUPS, FarEnd, node as ss7
 from harness.oam import Oam
 from harness.sipp import DockerExecutor, SippLoad, SippUas
 
@@ -154,11 +154,12 @@ def sip_calls_through(tb, unit: str, n: int, name: str, *, service: str = "1000"
 
 @contextlib.contextmanager
 def isup_route(tb, prefix: str, unit: str):
-    """A gateway route from `prefix` to `unit`'s ISUP trunk group (its interworking's
-    address), reloaded; removed and reloaded after. (Not 77...: the SS7 operations' routes
-    771 and 772 stay in the configuration, and the longer prefix would win.)"""
+    """A gateway route from `prefix` to `unit`'s ISUP trunk group (by the group's name:
+    the gateway sends its calls to the unit's interworking), reloaded; removed and
+    reloaded after. (Not 77...: the SS7 operations' routes 771 and 772 stay in the
+    configuration, and the longer prefix would win.)"""
     oam = Oam.master(tb)
-    route = oam.post("/routes", {"prefix": prefix, "host": tb.ip(unit, "voip"), "port": SIP_IW_PORT})
+    route = oam.post("/routes", {"prefix": prefix, "trunk_group": GROUP_NAME[unit]})
     try:
         oam.reload()
         yield
@@ -245,3 +246,54 @@ def test_the_ss7_stack_disabled_refuses_its_units_new_isup_calls_and_sip_calls_g
         summary, calls = far.result()
     assert {c["cic"] in GROUP["tmedia-1"] for c in calls} == {True, False}
     assert summary["failed"] == 0 and all(c["outcome"] == "answered" for c in calls), summary
+
+
+def test_a_reload_that_changes_a_trunk_groups_cics_is_what_the_units_then_run(testbed):
+    """The SS7 configuration lives in the configuration database: the operator shrinks
+    tmedia-2's trunk group to CICs 31-40 through the OAM and reloads. The nodes restart
+    with it: the far end's calls on CICs 41-60 are no circuit of the system any more (not
+    answered; the active node counts them unequipped), those on 31-40 are answered.
+    Restored and reloaded, 41-60 are answered again."""
+    oam = Oam.master(testbed)
+    group = f"/ss7/trunk-groups/{GROUP_NAME['tmedia-2']}"
+
+    def calls_on(cics: str, name: str) -> dict:
+        """The far end's summary of 6 calls (placed once its links are in service; a call
+        to a CIC the system does not have never ends cleanly, so no trace line)."""
+        far = FarEnd(testbed, name, "--mode", "call", "--rate", "10", "--calls", "6",
+                     "--hold", "0.5", "--drain", "4", "--t7", "2", "--cics", cics)
+        far.start()
+        summary, _ = far.result()
+        assert summary["placed"] == 6, (summary, far.output)
+        return summary
+
+    def unequipped() -> int:
+        active = next((st for st in (ss7(testbed, u) for u in GROUP) if st.get("role") == "active"), {})
+        return ((active.get("isup") or {}).get("errors") or {}).get("unequipped CIC", 0)
+
+    def nodes_run(first: int, last: int):
+        def ok():
+            sts = [ss7(testbed, u) for u in GROUP]
+            return sorted(st.get("role") or "" for st in sts) == ["active", "standby"] and \
+                all(st.get("mate_connected") for st in sts) and \
+                all({int(k) for k in (st.get("isup") or {}).get("circuits") or {}} ==
+                    set(GROUP["tmedia-1"]) | set(range(first, last + 1)) for st in sts)
+        return ok
+    with answering(testbed, "cics"):
+        try:
+            oam.put(group, {"linkset": "pstn", "unit": "tmedia-2", "cic_first": 31, "cic_last": 40})
+            result = oam.reload()
+            assert result["ss7"] == {"linkset": "pstn", "error": None}, result
+            wait_for(nodes_run(31, 40), 60, "both SS7 nodes restarted with CICs 31-40 for tmedia-2")
+            before = unequipped()
+            gone = calls_on("41-60", "cics-gone")
+            kept = calls_on("31-40", "cics-kept")
+            assert gone["answered"] == 0, gone
+            assert unequipped() > before
+            assert kept["answered"] == 6 and not kept["isup_errors"], kept
+        finally:
+            oam.put(group, {"linkset": "pstn", "unit": "tmedia-2", "cic_first": 31, "cic_last": 60})
+            oam.reload()
+        wait_for(nodes_run(31, 60), 60, "both SS7 nodes back on CICs 31-60 for tmedia-2")
+        back = calls_on("41-60", "cics-back")
+    assert back["answered"] == 6 and not back["isup_errors"], back
