@@ -77,12 +77,13 @@ test: $(VPY) ## unit tests, Docker integration tests and the acceptance scenario
 
 # One BENCH_DIR for all scripts, so one results.json / results.md covers them; the table
 # is printed also when a script failed, and make fails with that script's status.
-bench: $(VPY) ## benchmarks: switchover, bring-up, unit failover times over several runs, SS7 changeover/takeover/calls per s (processes on this machine), a 30-minute chaos run (runs/bench-<time>/results.md)
+bench: $(VPY) ## benchmarks: switchover, bring-up, unit failover times over several runs, SS7 changeover/takeover/calls per s (processes on this machine, then the ss7 variant's testbed), a 30-minute chaos run (runs/bench-<time>/results.md)
 	@export BENCH_DIR=runs/bench-$$(date +%Y%m%d-%H%M%S); \
 	$(VPY) bench/bringup.py $(BENCH_ARGS) && \
 	$(VPY) bench/switchover.py $(BENCH_ARGS) && \
 	$(VPY) bench/units.py $(BENCH_ARGS) && \
 	$(VPY) bench/ss7.py $(BENCH_ARGS) && \
+	TB_VARIANT=ss7 TB_PROJECT=$(PROJECT)-ss7 $(VPY) bench/ss7_testbed.py $(BENCH_ARGS) && \
 	$(VPY) bench/chaos.py $(CHAOS_BENCH_ARGS); rc=$$?; \
 	$(VPY) bench/results.py $$BENCH_DIR && exit $$rc
 

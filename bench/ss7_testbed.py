@@ -1,6 +1,6 @@
 """Benchmark: the SS7 side on the ss7 variant's testbed (the units' containers, the
-ss7-peer far end). Brings that testbed up (TB_PROJECT, default tbss7) if none is
-running, and down again after.
+ss7-peer far end). Brings that testbed up (TB_PROJECT, default tbss7; `make bench` gives
+PROJECT-ss7) if none is running, and down again after.
 
 - ISUP takeover: the far end places calls (10/s, held 3 s; sipp-uas answers their SIP
   side); the board serving the unit that holds the active ISUP is powered off; from the
@@ -11,7 +11,7 @@ running, and down again after.
   gateway to sipp-uas, and its 200 comes back as ANM. Rates rise until a call is not
   answered; each rate runs 5 s, calls held 1 s.
 
-    TB_VARIANT=ss7 .venv/bin/python bench/ss7_testbed.py [--runs 3] [--rates 10,20,30,40,60]
+    .venv/bin/python bench/ss7_testbed.py [--runs 3] [--rates 20,30,40,60,80,100]
 """
 from __future__ import annotations
 
@@ -31,9 +31,14 @@ os.environ.setdefault("TB_PROJECT", "tbss7")
 from harness import isup_load  # noqa: E402
 from harness.faults import FaultSet, UnitPowerOff, restore_placement, wait_for  # noqa: E402
 from harness.faults._units import board_of  # noqa: E402
+from harness.oam import Oam  # noqa: E402
 from harness.sipp import DockerExecutor, SippUas  # noqa: E402
 from harness.testbed import Testbed  # noqa: E402
 from results import Results  # noqa: E402  (bench/results.py)
+
+
+HOLD_S = 1.0
+WIDE = {"tmedia-1": (1, 200), "tmedia-2": (201, 400)}     # the throughput part's groups
 
 
 @contextlib.contextmanager
@@ -74,12 +79,31 @@ def takeover(tb, i: int) -> float:
     return min(answered) - t_fault
 
 
+def set_groups(tb, plan: dict) -> None:
+    """The trunk groups' CICs through the OAM, in an order that never overlaps two
+    groups, then a reload; waits for both nodes to run them."""
+    oam = Oam.master(tb)
+    ranges = {u: set(range(a, b + 1)) for u, (a, b) in plan.items()}
+    cur = {g["unit"]: set(range(g["cic_first"], g["cic_last"] + 1))
+           for g in oam.get("/ss7/config")["trunk_groups"]}
+    order = sorted(plan, key=lambda u: bool(ranges[u] & set().union(*(cur[o] for o in cur if o != u))))
+    for u in order:
+        oam.put(f"/ss7/trunk-groups/{isup_load.GROUP_NAME[u]}",
+                {"linkset": isup_load.LINKSET, "unit": u, "cic_first": plan[u][0], "cic_last": plan[u][1]})
+    oam.reload()
+    want = set().union(*ranges.values())
+    wait_for(lambda: all({int(k) for k in (isup_load.node(tb, u).get("isup") or {}).get("circuits") or {}}
+                         == want and isup_load.node(tb, u).get("mate_connected") for u in plan)
+             and sorted(isup_load.node(tb, u).get("role") or "" for u in plan) == ["active", "standby"],
+             60, "both SS7 nodes running the new trunk groups")
+
+
 def throughput(tb, rate: float) -> dict:
-    isup_load.prepare(tb, "tmedia-1")
     name = f"bench-ss7-rate-{rate:g}"
     with answering(tb, name):
         far = isup_load.FarEnd(tb, name, "--mode", "call", "--rate", f"{rate:g}",
-                               "--duration", "5", "--hold", "1", "--drain", "10")
+                               "--duration", "5", "--hold", f"{HOLD_S:g}", "--drain", "10",
+                               "--cics", f"{WIDE['tmedia-1'][0]}-{WIDE['tmedia-2'][1]}")
         far.start()
         summary, _ = far.result(timeout=120)
     # a call placed and never answered is a failure too
@@ -90,37 +114,46 @@ def throughput(tb, rate: float) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--rates", default="10,20,30,40,60")
+    p.add_argument("--rates", default="20,30,40,60,80,100")
+    p.add_argument("--parts", default="takeover,calls", help="takeover, calls or both")
     a = p.parse_args(argv)
     tb = Testbed()
     brought_up = not tb.running()
     tb.up()
     r = Results(script="ss7_testbed")
     r.note("ss7_testbed", "the ss7 variant's containers: units, hosts, ss7-peer, sipp-uas")
-    takeovers, best = [], None
+    takeovers, best, rates = [], None, []
     try:
-        for i in range(a.runs):
+        for i in range(a.runs if "takeover" in a.parts else 0):
             t = takeover(tb, i)
             takeovers.append(t)
             r.add("ss7_takeover_testbed_s", t, "s", kind="active ISUP unit's board powered off")
             print(f"[bench] ISUP takeover on the testbed run {i + 1}: {t:.3f} s from the "
                   f"power-off to the first new call answered", flush=True)
-        for rate in [float(x) for x in a.rates.split(",")]:
+        rates = [float(x) for x in a.rates.split(",")] if "calls" in a.parts else []
+        if rates:
+            isup_load.prepare(tb, "tmedia-1")     # the routes, and the seeded groups checked
+            set_groups(tb, WIDE)
+        for rate in rates:
             fails = []
             for i in range(a.runs):
                 s = throughput(tb, rate)
                 fails.append(s["not_answered"])
                 print(f"[bench] ISUP to SIP through the system, {rate:g} calls/s run {i + 1}: "
-                      f"{s['placed']} placed, {s['answered']} answered, {s['not_answered']} not",
-                      flush=True)
-                r.add("ss7_testbed_failed_calls", s["not_answered"], "calls", kind=f"{rate:g} calls/s")
+                      f"{s['placed']} placed, {s['answered']} answered, {s['not_answered']} not "
+                      f"(no free circuit at the far end: {s['no_circuit']}, glare: {s['glare']}, "
+                      f"causes {s['causes']})", flush=True)
+                r.add("ss7_testbed_failed_calls", s["not_answered"], "calls",
+                      kind=f"{rate:g} calls/s, hold {HOLD_S:g} s")
             if any(fails):
                 break
             best = rate
         if best:
             r.add("ss7_testbed_clean_calls_per_s", best, "calls/s",
-                  kind=f"ISUP to SIP, hold 1 s, 0 failures in {a.runs} runs")
+                  kind=f"ISUP to SIP, hold {HOLD_S:g} s, 0 failures in {a.runs} runs")
     finally:
+        if rates:
+            set_groups(tb, {u: (c[0], c[-1]) for u, c in isup_load.GROUPS.items()})
         r.save()
         if brought_up:
             tb.down()
