@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from emulator.ss7.causes import sip_response
 
@@ -76,10 +77,12 @@ class FarEnd(threading.Thread):
                     "--link", f"connect:{tb.ip('tmedia-2', 'voip')}:3565",
                     "--trace", f"/tmp/{name}.jsonl", *args]
         self.summary: dict | None = None
+        self.started_at: float | None = None     # when its run began (wall clock)
         self.calls: list[dict] = []
         self.output = ""
 
     def run(self):
+        self.started_at = time.time()
         c = self.tb.container("ss7-peer")
         res = c.exec_run(self.cmd, demux=True)
         out, err = (x.decode(errors="replace") if x else "" for x in res.output)

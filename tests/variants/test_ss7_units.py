@@ -89,8 +89,11 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
     other = next(u for u in GROUP if u != active)
     faults_stack = contextlib.ExitStack()
     faults_stack.enter_context(answering(testbed, "power-off"))
+    # and three TCAP dialogues begun at the start, continued 6 s later (after the fault,
+    # which comes once 20 calls are up: about 3 s in) and ended 1 s after that
     far = FarEnd(testbed, "power-off", "--mode", "call", "--rate", "10", "--duration", "12",
-                 "--hold", "3")
+                 "--hold", "3", "--tcap-dialogues", "3", "--tcap-continue-after", "6",
+                 "--tcap-end-after", "1")
     far.start()
     wait_for(lambda: (ss7(testbed, active).get("isup") or {}).get("states", {}).get("answered", 0)
              >= 20, 20, "20 calls answered")
@@ -131,6 +134,10 @@ def test_the_active_units_board_powered_off_keeps_the_other_units_calls(testbed,
     early = [c for c in new if c["iam"] < t_over + 2.0]
     assert early and all(c["cic"] in GROUP[other] for c in early), early
     assert not summary["isup_errors"], summary
+    # the dialogues begun before the fault were continued and ended by the unit that took over
+    assert len(summary["dialogues"]) == 3 and \
+        all(d["result"] == "ended" for d in summary["dialogues"]), summary["dialogues"]
+    assert t_fault < far.started_at + 6, "the fault came after the dialogues' Continue"
     first = min(c["anm"] for c in calls if c["iam"] > t_fault and c["anm"])
     print(f"ISUP takeover: unit powered off to the first new call answered "
           f"{first - t_fault:.3f} s; {len(kept)} calls kept, {len(cut)} on {active}'s "
