@@ -16,11 +16,9 @@ PROJECT-ss7) if none is running, and down again after.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,23 +29,12 @@ os.environ.setdefault("TB_PROJECT", "tbss7")
 from harness import isup_load  # noqa: E402
 from harness.faults import FaultSet, UnitPowerOff, restore_placement, wait_for  # noqa: E402
 from harness.faults._units import board_of  # noqa: E402
-from harness.oam import Oam  # noqa: E402
-from harness.sipp import DockerExecutor, SippUas  # noqa: E402
 from harness.testbed import Testbed  # noqa: E402
 from results import Results  # noqa: E402  (bench/results.py)
 
 
 HOLD_S = 1.0
 WIDE = {"tmedia-1": (1, 200), "tmedia-2": (201, 400)}     # the throughput part's groups
-
-
-@contextlib.contextmanager
-def answering(tb, name: str):
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
-                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
-    with uas:
-        yield uas
-        uas.stop(grace_s=5)
 
 
 def active_unit(tb) -> str:
@@ -61,7 +48,7 @@ def takeover(tb, i: int) -> float:
     active = active_unit(tb)
     fs = FaultSet(tb)
     try:
-        with answering(tb, f"bench-ss7-to-{i}"):
+        with isup_load.answering(tb, f"bench-ss7-to-{i}"):
             far = isup_load.FarEnd(tb, f"bench-ss7-to-{i}", "--mode", "call", "--rate", "10",
                                    "--duration", "12", "--hold", "3")
             far.start()
@@ -79,28 +66,9 @@ def takeover(tb, i: int) -> float:
     return min(answered) - t_fault
 
 
-def set_groups(tb, plan: dict) -> None:
-    """The trunk groups' CICs through the OAM, in an order that never overlaps two
-    groups, then a reload; waits for both nodes to run them."""
-    oam = Oam.master(tb)
-    ranges = {u: set(range(a, b + 1)) for u, (a, b) in plan.items()}
-    cur = {g["unit"]: set(range(g["cic_first"], g["cic_last"] + 1))
-           for g in oam.get("/ss7/config")["trunk_groups"]}
-    order = sorted(plan, key=lambda u: bool(ranges[u] & set().union(*(cur[o] for o in cur if o != u))))
-    for u in order:
-        oam.put(f"/ss7/trunk-groups/{isup_load.GROUP_NAME[u]}",
-                {"linkset": isup_load.LINKSET, "unit": u, "cic_first": plan[u][0], "cic_last": plan[u][1]})
-    oam.reload()
-    want = set().union(*ranges.values())
-    wait_for(lambda: all({int(k) for k in (isup_load.node(tb, u).get("isup") or {}).get("circuits") or {}}
-                         == want and isup_load.node(tb, u).get("mate_connected") for u in plan)
-             and sorted(isup_load.node(tb, u).get("role") or "" for u in plan) == ["active", "standby"],
-             60, "both SS7 nodes running the new trunk groups")
-
-
 def throughput(tb, rate: float) -> dict:
     name = f"bench-ss7-rate-{rate:g}"
-    with answering(tb, name):
+    with isup_load.answering(tb, name):
         far = isup_load.FarEnd(tb, name, "--mode", "call", "--rate", f"{rate:g}",
                                "--duration", "5", "--hold", f"{HOLD_S:g}", "--drain", "10",
                                "--cics", f"{WIDE['tmedia-1'][0]}-{WIDE['tmedia-2'][1]}")
@@ -133,7 +101,7 @@ def main(argv=None) -> int:
         rates = [float(x) for x in a.rates.split(",")] if "calls" in a.parts else []
         if rates:
             isup_load.prepare(tb, "tmedia-1")     # the routes, and the seeded groups checked
-            set_groups(tb, WIDE)
+            isup_load.set_groups(tb, WIDE)
         for rate in rates:
             fails = []
             for i in range(a.runs):
@@ -153,7 +121,7 @@ def main(argv=None) -> int:
                   kind=f"ISUP to SIP, hold {HOLD_S:g} s, 0 failures in {a.runs} runs")
     finally:
         if rates:
-            set_groups(tb, {u: (c[0], c[-1]) for u, c in isup_load.GROUPS.items()})
+            isup_load.set_groups(tb, {u: (c[0], c[-1]) for u, c in isup_load.GROUPS.items()})
         r.save()
         if brought_up:
             tb.down()

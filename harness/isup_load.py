@@ -22,6 +22,7 @@ circuits' calls with it (the seed gives trunks no HA), and the matrix's unit rul
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -32,7 +33,7 @@ from . import verdict as vd
 from .faults import unit_status
 from .faults._units import board_of
 from .oam import Oam
-from .sipp import SCENARIO_DIR, CallRecord
+from .sipp import SCENARIO_DIR, CallRecord, DockerExecutor, SippUas
 from .testbed import TestbedError
 from .util import wait_for
 
@@ -167,6 +168,41 @@ def node(tb, unit: str) -> dict:
         return unit_status(tb, board_of(tb, unit)).get("ss7") or {}
     except TestbedError:
         return {}
+
+
+@contextlib.contextmanager
+def answering(tb, name: str):
+    """sipp-uas answering: the far end's IAMs become INVITEs (each unit's interworking to
+    its SIP stack), which the gateway's default route sends there."""
+    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
+                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
+    with uas:
+        yield uas
+        uas.stop(grace_s=5)
+
+
+def set_groups(tb, plan: dict) -> dict:
+    """The trunk groups' CICs ({unit: (first, last)}) through the OAM, in an order that
+    never makes two groups overlap, then a reload (its result is returned); waits until
+    both units' nodes run them, one active and one standby."""
+    oam = Oam.master(tb)
+    ranges = {u: set(range(a, b + 1)) for u, (a, b) in plan.items()}
+    cur = {g["unit"]: set(range(g["cic_first"], g["cic_last"] + 1))
+           for g in oam.get("/ss7/config")["trunk_groups"]}
+    # a group whose new range meets another group's current one goes last
+    for u in sorted(plan, key=lambda u: any(ranges[u] & c for o, c in cur.items() if o != u)):
+        oam.put(f"/ss7/trunk-groups/{GROUP_NAME[u]}",
+                {"linkset": LINKSET, "unit": u, "cic_first": plan[u][0], "cic_last": plan[u][1]})
+    result = oam.reload()
+    want = set().union(*ranges.values())
+
+    def running():
+        sts = [node(tb, u) for u in plan]
+        return all({int(k) for k in (st.get("isup") or {}).get("circuits") or {}} == want
+                   and st.get("mate_connected") for st in sts) and \
+            sorted(st.get("role") or "" for st in sts) == ["active", "standby"]
+    wait_for(running, 60, f"both SS7 nodes running the trunk groups {plan}")
+    return result
 
 
 def expected_ss7() -> dict:

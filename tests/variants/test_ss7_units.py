@@ -15,7 +15,7 @@ import pytest
 from emulator.ss7 import isup
 from harness.faults import UnitPowerOff, wait_for
 from harness.faults._units import board_of
-from harness.isup_load import GROUP_NAME, GROUPS, FarEnd, node as ss7
+from harness.isup_load import GROUP_NAME, GROUPS, FarEnd, answering, node as ss7, set_groups
 from harness.oam import Oam
 from harness.sipp import DockerExecutor, SippLoad, SippUas
 
@@ -30,17 +30,6 @@ def _variant(testbed):
     wait_for(lambda: sorted(ss7(testbed, u).get("role") or "" for u in GROUP) == ["active", "standby"]
              and all(ss7(testbed, u).get("mate_connected") for u in GROUP), 60,
              "the units' SS7 nodes: one active, one standby")
-
-
-@contextlib.contextmanager
-def answering(tb, name: str):
-    """sipp-uas answering: the far end's IAMs become INVITEs (each unit's interworking to
-    its SIP stack), which the gateway's default route sends there."""
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
-                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
-    with uas:
-        yield uas
-        uas.stop(grace_s=5)
 
 
 def test_each_unit_ends_one_link_and_calls_cross_both(testbed):
@@ -261,9 +250,6 @@ def test_a_reload_that_changes_a_trunk_groups_cics_is_what_the_units_then_run(te
     with it: the far end's calls on CICs 41-60 are no circuit of the system any more (not
     answered; the active node counts them unequipped), those on 31-40 are answered.
     Restored and reloaded, 41-60 are answered again."""
-    oam = Oam.master(testbed)
-    group = f"/ss7/trunk-groups/{GROUP_NAME['tmedia-2']}"
-
     def calls_on(cics: str, name: str) -> dict:
         """The far end's summary of 6 calls (placed once its links are in service; a call
         to a CIC the system does not have never ends cleanly, so no trace line)."""
@@ -278,20 +264,11 @@ def test_a_reload_that_changes_a_trunk_groups_cics_is_what_the_units_then_run(te
         active = next((st for st in (ss7(testbed, u) for u in GROUP) if st.get("role") == "active"), {})
         return ((active.get("isup") or {}).get("errors") or {}).get("unequipped CIC", 0)
 
-    def nodes_run(first: int, last: int):
-        def ok():
-            sts = [ss7(testbed, u) for u in GROUP]
-            return sorted(st.get("role") or "" for st in sts) == ["active", "standby"] and \
-                all(st.get("mate_connected") for st in sts) and \
-                all({int(k) for k in (st.get("isup") or {}).get("circuits") or {}} ==
-                    set(GROUP["tmedia-1"]) | set(range(first, last + 1)) for st in sts)
-        return ok
+    seeded = {"tmedia-1": (1, 30), "tmedia-2": (31, 60)}
     with answering(testbed, "cics"):
         try:
-            oam.put(group, {"linkset": "pstn", "unit": "tmedia-2", "cic_first": 31, "cic_last": 40})
-            result = oam.reload()
+            result = set_groups(testbed, dict(seeded, **{"tmedia-2": (31, 40)}))
             assert result["ss7"] == {"linkset": "pstn", "error": None}, result
-            wait_for(nodes_run(31, 40), 60, "both SS7 nodes restarted with CICs 31-40 for tmedia-2")
             before = unequipped()
             gone = calls_on("41-60", "cics-gone")
             kept = calls_on("31-40", "cics-kept")
@@ -299,8 +276,6 @@ def test_a_reload_that_changes_a_trunk_groups_cics_is_what_the_units_then_run(te
             assert unequipped() > before
             assert kept["answered"] == 6 and not kept["isup_errors"], kept
         finally:
-            oam.put(group, {"linkset": "pstn", "unit": "tmedia-2", "cic_first": 31, "cic_last": 60})
-            oam.reload()
-        wait_for(nodes_run(31, 60), 60, "both SS7 nodes back on CICs 31-60 for tmedia-2")
+            set_groups(testbed, seeded)
         back = calls_on("41-60", "cics-back")
     assert back["answered"] == 6 and not back["isup_errors"], back
