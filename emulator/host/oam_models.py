@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from ..ss7 import MAX_CIC, MAX_PC
+
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"       # configurations, units, trunks, stacks, accounts
 PREFIX_RE = r"^[0-9*#+]{0,32}$"                       # called-number prefix ('' = every number)
 HOST_RE = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$"
@@ -30,8 +32,8 @@ def _some_field(model: BaseModel) -> BaseModel:
     return model
 
 
-PointCode = Annotated[StrictInt, Field(ge=0, le=16383, description="14-bit ITU point code")]
-Cic = Annotated[StrictInt, Field(ge=1, le=4095, description="ISUP circuit identification code")]
+PointCode = Annotated[StrictInt, Field(ge=0, le=MAX_PC, description="14-bit ITU point code")]
+Cic = Annotated[StrictInt, Field(ge=1, le=MAX_CIC, description="ISUP circuit identification code")]
 
 
 class RouteIn(Strict):

@@ -17,9 +17,9 @@ address, which the spare takes over with the unit).
 """
 from __future__ import annotations
 
+from ..ss7 import MAX_CIC, MAX_PC
+
 ISUP_IW_PORT = 5070     # each unit's SIP-ISUP interworking (emulator/ss7/interwork.py)
-MAX_PC = (1 << 14) - 1  # ITU point codes are 14 bits
-MAX_CIC = (1 << 12) - 1  # ISUP's CIC field is 12 bits
 
 
 def _address(services: dict, unit: str) -> str | None:

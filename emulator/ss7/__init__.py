@@ -8,5 +8,8 @@ standby), `tcap` (a dialogue user in SCCP UDTs) and `peer` (the ss7-peer far end
 `spread` is the system's signalling point over two units: each unit ends one link, MTP3
 on both (the active's procedures reach the other unit's link through its reports), ISUP
 and TCAP active on one unit and standby on the other, taken over when that unit is lost.
-Payloads are pycrate's (pycrate_mobile, pycrate_asn1dir). The units' containers do not
-run it yet (no ss7-peer container, no SIP interworking)."""
+Payloads are pycrate's (pycrate_mobile, pycrate_asn1dir). The ss7 variant runs it on the
+units' containers with the ss7-peer far end; `interwork` is each unit's SIP side."""
+
+MAX_PC = (1 << 14) - 1   # ITU point codes are 14 bits
+MAX_CIC = (1 << 12) - 1  # ISUP's CIC field is 12 bits

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from typing import Optional
 
-from . import mtp3
+from . import MAX_CIC, MAX_PC, mtp3
 from .isup import Isup, NORMAL_CLEARING
 from .mtp3 import Linkset, Port
 from .tcap import ENDED, Tcap
@@ -41,8 +41,8 @@ def point_code(s: str) -> int:
         v = int(s, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r} is not a point code (0..16383)") from None
-    if not 0 <= v < 1 << 14:
-        raise argparse.ArgumentTypeError(f"point code {v} out of range 0..16383 (14 bits)")
+    if not 0 <= v <= MAX_PC:
+        raise argparse.ArgumentTypeError(f"point code {v} out of range 0..{MAX_PC} (14 bits)")
     return v
 
 
@@ -63,7 +63,7 @@ def cic_ranges(s: str) -> list[int]:
             cics.extend(range(int(lo), int(hi or lo) + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r}: expected CIC ranges like 1-30,61-90") from None
-    if not cics or len(set(cics)) != len(cics) or not all(0 <= c < 4096 for c in cics):
+    if not cics or len(set(cics)) != len(cics) or not all(0 <= c <= MAX_CIC for c in cics):
         raise argparse.ArgumentTypeError(f"{s!r}: CICs must be distinct, 0..4095 (12 bits)")
     return cics
 

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from ..priority import normal
-
-MAX_PC, MAX_CIC = (1 << 14) - 1, (1 << 12) - 1
+from ..ss7 import MAX_CIC, MAX_PC
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
