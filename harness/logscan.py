@@ -58,6 +58,7 @@ FALSE_DEADLOCK = "toolpack: deadlock "
 UNIT_REBOOT = "REBOOT: "
 UNIT_FENCE = "no poll for "          # a unit no host polled gives up its interface
 SLOW_TICK = "slow tick"              # toolpack_sys_manager: its loop stalled
+STARVED = "toolpack: starved "       # silent but runnable: not killed (BUSY_S)
 
 
 def unexpected(kind: str, unit_level: bool) -> tuple[str, ...]:
@@ -70,7 +71,7 @@ def unexpected(kind: str, unit_level: bool) -> tuple[str, ...]:
 
 # What a failed run prints of the nodes' logs beside its verdict: the events that explain a
 # refusal or a lost call. A CI run keeps only the printed output.
-NOTABLE = (FALSE_DEADLOCK, UNIT_REBOOT, UNIT_FENCE, SLOW_TICK,
+NOTABLE = (FALSE_DEADLOCK, STARVED, UNIT_REBOOT, UNIT_FENCE, SLOW_TICK,
            EVENTS["app_crashed"].format(app=""), EVENTS["handover"], EVENTS["became_active"],
            "-> standby (epoch")
 

@@ -1,9 +1,11 @@
 """The Toolpack service monitor with real child processes (tiny stand-in applications
 that heartbeat like app_runner does): crash -> restart, SIGSTOP -> killed and restarted
-within the deadline, Don't Run -> stopped, quit -> every application stopped."""
+within the deadline, a busy silent one -> left alone until BUSY_S, Don't Run -> stopped,
+quit -> every application stopped."""
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -16,6 +18,21 @@ import sys, threading
 from emulator.host.app_runner import heartbeat
 threading.Thread(target=heartbeat, args=(sys.argv[1], int(sys.argv[2])), daemon=True).start()
 threading.Event().wait()
+"""
+
+# Beats until the file argv[3] exists, then stops beating and spins (always runnable):
+# starved or livelocked, not hung.
+SPINNER = """
+import os, sys, threading, time, json, socket
+def beat():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    msg = json.dumps({"app": sys.argv[1], "pid": os.getpid()}).encode()
+    while not os.path.exists(sys.argv[3]):
+        s.sendto(msg, ("127.0.0.1", int(sys.argv[2])))
+        time.sleep(0.05)
+threading.Thread(target=beat, daemon=True).start()
+while True:
+    pass
 """
 
 
@@ -111,6 +128,48 @@ def test_an_app_starved_in_its_start_is_no_deadlock_but_one_hung_past_it_is(shor
     assert time.monotonic() - eng.started_at < 5.0       # the new one's start, just now
     assert "deadlock" in kinds(monitor, "toolpack_engine")
     assert "deadlock" not in kinds(monitor, "gateway") and gw.proc.pid == stalled
+
+
+def test_a_busy_silent_app_is_starved_not_deadlocked_until_busy_s(short_grace, tmp_path,
+                                                                   monkeypatch):
+    """Silent but runnable (a machine too busy to schedule it, or a livelock): logged as
+    starved past the deadlock deadline, killed as hung only after BUSY_S."""
+    monkeypatch.setattr(state, "RUN_DIR", str(tmp_path))
+    port, flag = free_udp_port(), tmp_path / "stop-beating"
+    m = service_monitor.Monitor(apps=("gateway",), port=port, sysmgr_port=free_udp_port(),
+                                command=lambda app: [sys.executable, "-c", SPINNER, app,
+                                                     str(port), str(flag)])
+    m.start_all()
+    gw = m.apps["gateway"]
+    try:
+        run_until(m, lambda: gw.last_hb and time.monotonic() - gw.started_at
+                  > service_monitor.FIRST_BEAT_S, 10, "first heartbeat, past the start's grace")
+        old = gw.proc.pid
+        flag.touch()
+        run_until(m, lambda: time.monotonic() - gw.last_hb > service_monitor.DEADLOCK_S + 0.3,
+                  5, "silent past the deadlock deadline")
+        assert gw.proc.pid == old and kinds(m, "gateway") == ["start", "starved"]
+        run_until(m, lambda: gw.proc.pid != old, 10, "the busy one killed at BUSY_S")
+        silent = [e["silent_s"] for e in m.events if e["kind"] == "deadlock"]
+        assert len(silent) == 1 and service_monitor.BUSY_S <= silent[0] < service_monitor.BUSY_S + 0.5
+    finally:
+        for app in m.apps.values():
+            app.proc.kill()
+            app.proc.wait()
+
+
+def test_thread_states_of_a_stopped_process_are_not_busy():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        end = time.monotonic() + 5
+        while service_monitor.thread_states(proc.pid) != ["T"]:
+            assert time.monotonic() < end, service_monitor.thread_states(proc.pid)
+        os.kill(proc.pid, signal.SIGCONT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert service_monitor.thread_states(proc.pid) == []     # gone
 
 
 def test_dont_run_stops_and_run_starts_again(monitor):

@@ -3,6 +3,12 @@ kills and restarts a deadlocked one (no heartbeat within the deadline: a SIGSTOP
 process is the test's deadlock), honours Run / Don't Run, and on a graceful quit hands
 the active role to the peer before stopping the applications in order.
 
+A silent application with a thread that is runnable or in disk wait is starved, not
+deadlocked (a hung process sleeps on a lock or is stopped): on a 2-core machine under a
+heavy run, every application of both hosts once went silent for 0.6 s together, and the
+monitor's kills made a false failover. Such an application gets BUSY_S before it is
+taken for hung (a livelock spins forever), and the monitor logs it as `starved`.
+
 Publishes RUN_DIR/monitor.json: per application its state, pid, restarts and heartbeat
 age, and a list of timestamped events (start, crash, deadlock, restart, quit, ...)."""
 from __future__ import annotations
@@ -30,8 +36,25 @@ DEADLOCK_S = int(os.environ.get("TB_DEADLOCK_MS", "500")) / 1000.0
 # healthy one was starved past 0.5 s a second after its start and killed (CI, a host back
 # from a power-off). One truly hung at its start is killed when the grace ends.
 FIRST_BEAT_S = 5.0
+BUSY_S = 2.0               # the silence a runnable (starved or spinning) application gets
 RUN_FLAGS_EVERY = 1.0
 MAX_EVENTS = 200
+
+
+def thread_states(pid: int) -> list[str]:
+    """The state letter of each thread of `pid` (proc(5)); [] when it is gone."""
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                out.append(f.read().rsplit(")", 1)[1].split()[0])   # the name may hold ')'
+        except (OSError, IndexError):
+            pass     # the thread ended
+    return out
 
 
 def app_command(name: str) -> list[str]:
@@ -47,10 +70,16 @@ class App:
         self.started_at = None
         self.last_hb = None
         self.want_run = True
+        self.starved = False     # this silence already logged as starved
 
     def start(self):
         self.proc = subprocess.Popen(self.command(self.name), stdout=sys.stdout, stderr=sys.stderr)
-        self.started_at, self.last_hb = time.monotonic(), None
+        self.started_at, self.last_hb, self.starved = time.monotonic(), None, False
+
+    def busy(self) -> bool:
+        """A thread of the process is runnable (R) or in disk wait (D): it is waiting
+        for the CPU or the disk, not hung."""
+        return any(state in "RD" for state in thread_states(self.proc.pid))
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -104,7 +133,7 @@ class Monitor:
                 msg = json.loads(data)
                 app = self.apps[msg["app"]]
                 if app.proc is not None and msg.get("pid") == app.proc.pid:
-                    app.last_hb = time.monotonic()
+                    app.last_hb, app.starved = time.monotonic(), False
             except (ValueError, KeyError, TypeError):
                 pass   # not one of ours
             ready, _, _ = select.select([self.hb], [], [], 0)
@@ -115,7 +144,13 @@ class Monitor:
             if not app.want_run or app.proc is None:
                 continue
             code = app.proc.poll()
-            if code is None and app.silent_for(now) > 0:
+            over = app.silent_for(now) if code is None else 0
+            if over > 0 and over <= BUSY_S - DEADLOCK_S and app.busy():
+                if not app.starved:
+                    app.starved = True
+                    self.event("starved", app.name, pid=app.proc.pid,
+                               silent_s=round(now - (app.last_hb or app.started_at), 3))
+            elif over > 0:
                 # deadlocked: SIGKILL works on a stopped process too
                 self.event("deadlock", app.name, pid=app.proc.pid,
                            silent_s=round(now - (app.last_hb or app.started_at), 3))
