@@ -2,7 +2,8 @@
 observed, every sub-check of the composed verdict), the switchover times, the transient
 calls accepted and dropped with their codes, and a timeline per operation (every call a
 bar from INVITE to its end, coloured by outcome, an ISUP leg marked at its start; the
-fault window shaded from inject to heal), plus results.json for tools. JUnit XML comes from pytest (--junitxml).
+fault window shaded from inject to heal), where each operation's wall time went (a
+table and a stacked bar per operation), plus results.json for tools. JUnit XML comes from pytest (--junitxml).
 
 Every operation the session collected is a row, also one that errored before it wrote
 a result, was deselected or never ran: its status then comes from pytest's outcome of
@@ -100,6 +101,66 @@ def _status(result: dict | None, phases: dict) -> tuple[str, str]:
     return status, (result.get("verdict") or {}).get("error") or ""
 
 
+def phase_table(rows: list[dict]) -> tuple[list[str], list[tuple[str, dict]]]:
+    """(the phases in run order, [(operation, {phase: s})]) of the operations that
+    recorded their wall time (result.json `phase_s`, harness/scenario.py Phases)."""
+    names: list[str] = []
+    per_op = []
+    for row in rows:
+        ph = (row["result"] or {}).get("phase_s") or {}
+        if ph:
+            names += [n for n in ph if n not in names]
+            per_op.append((row["operation"], ph))
+    return names, per_op
+
+
+def phases_plot(run_dir: Path, names: list[str], per_op: list[tuple[str, dict]]) -> str | None:
+    """One stacked bar per operation: where its wall time went."""
+    if not per_op:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(12, 0.3 * len(per_op) + 2.2))
+    left = [0.0] * len(per_op)
+    cmap = plt.get_cmap("tab20")
+    for i, name in enumerate(names):
+        widths = [ph.get(name, 0.0) for _, ph in per_op]
+        ax.barh(range(len(per_op)), widths, left=left, color=cmap(i % 20), label=name)
+        left = [a + b for a, b in zip(left, widths)]
+    ax.set_yticks(range(len(per_op)), [op for op, _ in per_op], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title("where each operation's wall time went", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    name = "phases.png"
+    fig.savefig(run_dir / name, dpi=80)
+    plt.close(fig)
+    return name
+
+
+def phases_section(run_dir: Path, rows: list[dict]) -> str:
+    names, per_op = phase_table(rows)
+    if not per_op:
+        return ""
+    total = {n: sum(ph.get(n, 0.0) for _, ph in per_op) for n in names}
+    whole = sum(total.values())
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join(
+        f"<tr><td>{html.escape(op)}</td><td><b>{sum(ph.values()):.1f}</b></td>"
+        + "".join(f"<td>{ph[n]:.1f}</td>" if n in ph else "<td></td>" for n in names) + "</tr>"
+        for op, ph in per_op)
+    foot = (f"<tr><th>all {len(per_op)}</th><th>{whole:.0f}</th>"
+            + "".join(f"<th>{total[n]:.0f} ({100 * total[n] / whole:.0f} %)</th>" for n in names)
+            + "</tr>") if whole else ""
+    png = phases_plot(run_dir, names, per_op)
+    return (f"<h2>Where the time went</h2><p>Each operation's wall time by phase, in seconds "
+            f"(the test's set-up and the testbed's bring-up are not in it).</p>"
+            f"<table><tr><th>operation</th><th>total</th>{head}</tr>{body}{foot}</table>"
+            + (f"<img src='{png}'>" if png else ""))
+
+
 def _check(name: str, result: dict):
     return next((c for c in (result.get("verdict") or {}).get("checks", [])
                  if c["name"] == name), None)
@@ -175,6 +236,7 @@ Switchover = fault to the first call set up after it and answered by the new act
 <th>transient calls</th><th>sub-checks</th><th>plot</th></tr>{''.join(table)}</table>
 {''.join(f'<h3>{html.escape(row["operation"])}</h3><img src="{row["operation"]}/timeline.png">'
          for row in rows if (run_dir / row["operation"] / "timeline.png").exists())}
+{phases_section(run_dir, rows)}
 """
     out = run_dir / "report.html"
     out.write_text(page)

@@ -97,3 +97,17 @@ def test_the_timeline_marks_the_isup_legs_among_the_sip_calls(tmp_path):
     h.close()
     assert timeline(tmp_path, {"t_fault": 11.5, "operation": "x", "seed": "y"}) == "timeline.png"
     assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+def test_where_the_time_went_sums_each_operations_phases(tmp_path):
+    for op, phases in (("a", {"prepare": 1.5, "warm-up": 6.0, "heal under load": 9.0}),
+                       ("b", {"prepare": 2.5, "warm-up": 7.0, "post-switchover checks": 4.0})):
+        _result(tmp_path, op, [vd.ok("calls")])
+        res = json.loads((tmp_path / op / "result.json").read_text())
+        (tmp_path / op / "result.json").write_text(json.dumps({**res, "phase_s": phases}))
+    page = write(tmp_path).read_text()
+    section = page.split("<h2>Where the time went</h2>", 1)[1]
+    assert "<td>a</td><td><b>16.5</b></td>" in section
+    assert "<td>b</td><td><b>13.5</b></td>" in section
+    assert "<th>all 2</th><th>30</th><th>4 (13 %)</th>" in section      # prepare: 1.5 + 2.5
+    assert (tmp_path / "phases.png").exists()
