@@ -207,15 +207,18 @@ def check(calls: Iterable[CallRecord], t_fault: float, old_master: str | None,
     return v
 
 
-def load_problems(calls: list[CallRecord], placed: int, t_fault: float, *,
+def load_problems(calls: list[CallRecord], placed: int | None, t_fault: float, *,
                   warmup_established: int, established: int, after_s: float,
                   rate: float) -> list[str]:
-    """Did the load prove anything? Every call SIPp was told to place is judged, at least
-    the warm-up's calls were established at the fault, and new calls were placed across
-    the whole window after it (no stall of the caller hid a refusal)."""
+    """Did the load prove anything? Every call SIPp says it placed is judged (`placed`,
+    None when its count could not be read), at least the warm-up's calls were
+    established at the fault, and new calls were placed across the whole window after it
+    (no stall of the caller hid a refusal)."""
     problems = []
-    if len(calls) != placed:
-        problems.append(f"{len(calls)} calls judged, but SIPp was told to place {placed}")
+    if placed is None:
+        problems.append(f"{len(calls)} calls judged, SIPp's count of the calls it placed unreadable")
+    elif len(calls) != placed:
+        problems.append(f"{len(calls)} calls judged, but SIPp says it placed {placed}")
     if established < warmup_established:
         problems.append(f"{established} calls established at the fault, fewer than the "
                         f"warm-up's {warmup_established}")

@@ -95,11 +95,17 @@ class FarEnd(threading.Thread):
         trace = c.exec_run(["cat", f"/tmp/{self.name}.jsonl"]).output.decode()
         self.calls = [json.loads(line) for line in trace.splitlines() if line.strip()]
 
-    def stop(self) -> None:
-        """Ends the far end's run early (SIGTERM: it drains and writes its summary); an
-        operation that failed must not leave it connected to the units' links."""
+    def quit(self) -> None:
+        """Stop placing calls now (SIGTERM): the calls up get their hold time, then it
+        writes its summary and ends (`result()`)."""
         if self.is_alive():
             self.tb.container("ss7-peer").exec_run(["pkill", "-TERM", "-f", f"/tmp/{self.name}.jsonl"])
+
+    def stop(self) -> None:
+        """Ends the far end's run early; an operation that failed must not leave it
+        connected to the units' links."""
+        if self.is_alive():
+            self.quit()
             self.join(30)
 
     def result(self, timeout: float = 120) -> tuple[dict, list[dict]]:

@@ -2,14 +2,15 @@
 
 The flow: a steady SIPp load through both active units (tmedia-1 and tmedia-2, each
 with RTP), the fault injected once enough calls are established, the switchover waited
-for; once every call of the load is placed, while its last calls are held, the seed's
-post-switchover checks (or, after a MySQL operation, the configuration checks) with the
-fault still in place; then the heal, with a second load running through it until the
-system is healthy again, while the main load's last calls are held (after the main load
-for unit and SS7 faults, see heal_early); the load run to its end. Every sub-check (calls, switchover, roles,
-post-checks, media, heal, logs) is judged, the verdict composed, and only then is
-result.json written, once, whatever happened: an operation that raised is written as
-`error`."""
+for; once the window after the fault is over, the callers stop placing calls (SIPp's
+own count of the calls it placed is what is judged). While the load's last calls are
+held: the seed's post-switchover checks (or, after a MySQL operation, the configuration
+checks) with the fault still in place, then the heal, with a second load running
+through it until the system is healthy again (after the main load for unit and SS7
+faults, see heal_early); the load runs to its end. Every sub-check (calls, switchover,
+roles, post-checks, media, heal, logs) is judged, the verdict composed, and only then
+is result.json written, once, whatever happened: an operation that raised is written
+as `error`."""
 from __future__ import annotations
 
 import json
@@ -304,12 +305,21 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                 if op.switchover:
                     wait_for(lambda: watcher.first_active(slave, t_fault), op.max_switchover_s + 10,
                              f"{slave} to become active")
+                # The window after the fault is the load's: then the callers stop placing
+                # calls (SIPp's soft quit; the calls up go on to their end). The calls
+                # SIPp was given beyond it (WARMUP_SLACK_S) are a margin for a late fault,
+                # not a wait.
+                wait_for(lambda: time.time() >= t_fault + op.load.after_s or
+                         not any(ld.running for ld in load.sipps),
+                         op.load.after_s + 5, "the window after the fault", interval=0.1)
+                for ld in load.sipps:
+                    ld.quit()
+                if far is not None:
+                    far.quit()
                 # The checks run while the last calls are held: every call has been
                 # placed, the window after the fault is over, and what the checks
                 # change (a reload, a stack disabled, a route) must not touch a call
                 # that is up; if it did, those calls' verdict says so.
-                wait_for(lambda: all(ld.created() == ld.ncalls or not ld.running for ld in load.sipps),
-                         load.sipps[0].bound_s, "every call of the load placed", interval=0.25)
                 phases.mark("fault to the last call placed")
                 if prepared:
                     checks = post_checks.run_all(tb, prepared)
@@ -324,6 +334,8 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                 finished = load.wait()
                 history.event("note", text=f"load finished by itself: {finished}")
                 phases.mark("load end")
+                created = [ld.created() for ld in load.sipps]     # each written as it exits
+                placed = None if None in created else sum(created)
             uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
         phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
@@ -349,7 +361,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
               max_switchover_s=op.max_switchover_s, min_transient=1 if op.switchover else 0,
               lost_ok=lost)
     # (the far end's ISUP calls are counted by the SS7 check)
-    extra = load_problems([c for c in calls if not c.call_id.startswith("isup-")], load.ncalls,
+    extra = load_problems([c for c in calls if not c.call_id.startswith("isup-")], placed,
                           t_fault, warmup_established=op.load.warmup_established,
                           established=established, after_s=op.load.after_s,
                           rate=op.load.rate + isup_rate)

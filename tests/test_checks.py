@@ -219,7 +219,9 @@ def test_load_problems_count_mismatch_warmup_and_stall_fail():
     calls = _steady(t)
     probs = load_problems(calls, len(calls) + 3, t, warmup_established=9, established=8,
                           after_s=12, rate=1.0)
-    assert any("told to place" in p for p in probs)
+    assert any("SIPp says it placed" in p for p in probs)
+    assert any("unreadable" in p for p in load_problems(calls, None, t, warmup_established=5,
+                                                        established=8, after_s=12, rate=1.0))
     assert any("fewer than the warm-up" in p for p in probs)
     stalled = [c for c in calls if not (t + 2 < c.invite_t < t + 9)]
     probs = load_problems(stalled, len(stalled), t, warmup_established=5, established=8,
