@@ -40,6 +40,7 @@ from typing import Iterable, NamedTuple
 import docker
 
 from .testbed import TestbedError
+from .util import each
 from .verdict import SubCheck, failed, ok, unknown
 
 HOSTS = ("host-a", "host-b")
@@ -311,14 +312,18 @@ def collect(tb, since: float, hosts=HOSTS, units=UNITS) -> RoleViews:
     container that is down or has no log is listed in `unreadable` (the view is partial).
     An interval whose writer is dead (stale liveness stamp) is closed (`close_stale`)."""
     views = RoleViews(since=since, read_at=time.time())
-    for names, path, into in ((hosts, ROLE_LOG, views.hosts), (units, LEASE_LOG, views.units)):
-        for name in names:
-            lines, why = _read(tb, name, path)
-            if lines is None:
-                views.unreadable[name] = why
-                continue
-            views.stamps[name] = _stamp(tb, name, path)
-            into[name] = close_stale(lines, views.stamps[name], views.read_at)
+
+    def read(job):          # a few `docker exec`s each: side by side
+        name, path, into = job
+        lines, why = _read(tb, name, path)
+        if lines is None:
+            views.unreadable[name] = why
+            return
+        views.stamps[name] = _stamp(tb, name, path)
+        into[name] = close_stale(lines, views.stamps[name], views.read_at)
+    each([(name, path, into)
+          for names, path, into in ((hosts, ROLE_LOG, views.hosts), (units, LEASE_LOG, views.units))
+          for name in names], read)
     return views
 
 
