@@ -33,7 +33,7 @@ from . import verdict as vd
 from .faults import unit_status
 from .faults._units import board_of
 from .oam import Oam
-from .sipp import SCENARIO_DIR, CallRecord, DockerExecutor, SippUas
+from .sipp import SCENARIO_DIR, CallRecord, SippUas
 from .testbed import TestbedError
 from .util import wait_for
 
@@ -180,8 +180,7 @@ def node(tb, unit: str) -> dict:
 def answering(tb, name: str):
     """sipp-uas answering: the far end's IAMs become INVITEs (each unit's interworking to
     its SIP stack), which the gateway's default route sends there."""
-    uas = SippUas(DockerExecutor(tb.container("sipp-uas"), tb.dir / "sipp", "/work"),
-                  tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
+    uas = SippUas(tb.sipp_executor("sipp-uas"), tb.ip("sipp-uas", "voip"), name=f"{name}-uas")
     with uas:
         yield uas
         uas.stop(grace_s=5)

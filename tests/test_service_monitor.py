@@ -165,6 +165,7 @@ def test_thread_states_of_a_stopped_process_are_not_busy():
         end = time.monotonic() + 5
         while service_monitor.thread_states(proc.pid) != ["T"]:
             assert time.monotonic() < end, service_monitor.thread_states(proc.pid)
+            time.sleep(0.01)     # the poll's interval
         os.kill(proc.pid, signal.SIGCONT)
     finally:
         proc.kill()
