@@ -1,18 +1,68 @@
 """One timestamped line per event on stdout: the unit's log as the harness collects it.
 
 Kept apart so every module logs the same way (call events, lease changes, startup) and
-a test can swap the sink."""
+a test can swap the sink.
+
+The caller only stamps and queues the line; a thread of its own writes it. stdout is a
+pipe to the container runtime, and while dockerd is busy (a container starting beside
+it) that pipe can fill and a write block. Written from the SIP reactor or the board's
+loop, that froze the unit: a unit's log once went silent for 3 s beside a host's boot,
+and its pending route requests then timed out together. What is queued at exit is
+written before the process ends (atexit); a SIGKILL loses it, as it would lose a
+buffered write."""
 from __future__ import annotations
 
+import atexit
+import queue
 import sys
 import threading
 from datetime import datetime, timezone
 
-_lock = threading.Lock()
+EXIT_DRAIN_S = 5.0       # at exit, how long a blocked stdout may hold the process back
+
+_lines: queue.SimpleQueue = queue.SimpleQueue()
+_writer: threading.Thread | None = None
+_start_lock = threading.Lock()
 
 
 def log(unit: str, msg: str) -> None:
     stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    with _lock:
-        sys.stdout.write(f"{stamp} {unit} {msg}\n")
-        sys.stdout.flush()
+    _lines.put(f"{stamp} {unit} {msg}\n")
+    if _writer is None:
+        _start()
+
+
+def _start() -> None:
+    global _writer
+    with _start_lock:
+        if _writer is None:
+            _writer = threading.Thread(target=_write, name="log-writer", daemon=True)
+            _writer.start()
+            atexit.register(_drain)
+
+
+def _write() -> None:
+    broken = False                        # stdout closed: lines are dropped, never piled up
+    while True:
+        line = _lines.get()
+        batch = []
+        while line is not None:           # what queued meanwhile goes in one write
+            batch.append(line)
+            try:
+                line = _lines.get_nowait()
+            except queue.Empty:
+                break
+        if batch and not broken:
+            try:
+                sys.stdout.write("".join(batch))
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                broken = True
+        if line is None:
+            return
+
+
+def _drain() -> None:
+    _lines.put(None)
+    if _writer is not None:
+        _writer.join(EXIT_DRAIN_S)

@@ -129,8 +129,8 @@ def test_semi_sync_is_back_on_after_the_backup_returns_even_with_no_write(testbe
     starts at the main's last event, so with no write after its return the main stayed
     asynchronous for good, and the testbed never got healthy again (found by a
     benchmark after a chaos run). The main's database agent commits a heartbeat then.
-    Here the backup's host is powered off, one write commits asynchronously, the host
-    comes back and is re-cloned, and nothing is written after that. Without the
+    Here the backup's host goes silent, one write commits asynchronously, the host is
+    powered off, comes back and is re-cloned, and nothing is written after that. Without the
     heartbeat: still off 60 s after the return (tried by hand)."""
     master = testbed.master()
     restore_db_main(testbed, master, master)       # the backup on the slave: no switchover
@@ -140,17 +140,25 @@ def test_semi_sync_is_back_on_after_the_backup_returns_even_with_no_write(testbe
     # that, the backup still rejoining after the restore)
     wait_for(lambda: semi_sync_clients(testbed, main) >= 1 and semi_sync_on(testbed, main), 60,
              f"{backup} connected to {main} as a semi-sync replica")
-    off = HostPowerOff(testbed, host=backup)
-    faults.inject(off)
+    # The backup goes silent first, as a powered-off host looks to the main until TCP
+    # notices: the write waits out the semi-sync timeout and the main turns asynchronous.
+    # A bare docker kill closes the backup's sockets, and a main that has already seen its
+    # only replica leave commits without waiting and stays ON (wait_no_slave OFF), which
+    # made this test a race (CI: ON after the write).
+    cut = NetworkCut(testbed, host=backup)
+    faults.inject(cut)
     name = f"rearm{secrets.token_hex(4)}"
     conn = connect(testbed, main)
     try:
-        with conn.cursor() as cur:     # no replica: committed without waiting for one
+        with conn.cursor() as cur:     # no acknowledgement: committed after the timeout
             cur.execute("INSERT INTO accounts (name, enabled, max_calls) VALUES (%s, TRUE, 1)",
                         (name,))
     finally:
         conn.close()
     assert not semi_sync_on(testbed, main)
+    off = HostPowerOff(testbed, host=backup)
+    faults.inject(off)
+    cut.heal()                         # the rules went with the killed container's namespace
     off.heal()
     t0 = time.monotonic()
     wait_for(lambda: semi_sync_on(testbed, main), 60, f"semi-sync on again on {main} with no write")
