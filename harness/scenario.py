@@ -184,6 +184,28 @@ class Loads:
         return {c.call_id for _, kind, ld in self.agents if kind == "media" for c in ld.calls()}
 
 
+def _stop_far_end(uas: SippUas, load: Loads, history: History, isup: bool) -> None:
+    """Stop the far end once the last BYEs have reached it. Its soft quit ends only when
+    no call is open, and a call lost with its unit never gets its BYE: waiting out the
+    grace for those cost 8 s in every unit operation. So the far end is stopped once
+    every call whose BYE the unit answered has that BYE at the far end too (what is
+    still missing at the deadline is judged as such). The ISUP far end's calls reach it
+    as calls of their own, not joined to a caller here: with those, the grace stays."""
+    if isup:
+        uas.stop(grace_s=RECV_TIMEOUT_S)
+        return
+
+    def missing() -> list[str]:
+        calls, _ = load.calls(far_end=uas)
+        return [c.call_id for c in calls if c.bye_ok_t is not None and not c.far_bye]
+    try:
+        wait_for(lambda: not missing(), RECV_TIMEOUT_S, "the last BYEs at the far end",
+                 interval=0.25)
+    except TestbedError as exc:
+        history.event("note", text=f"far end: {exc}")
+    uas.stop(grace_s=1)
+
+
 def _calls_check(name: str, v: Verdict, extra: list[str], expected: str) -> vd.SubCheck:
     data = {"counts": v.counts, "drop_codes": v.drop_codes, "switchover_s": v.switchover_s}
     problems = [str(x) for x in v.violations] + extra
@@ -325,7 +347,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                 phases.mark("load end")
                 created = [ld.created() for ld in load.sipps]     # each written as it exits
                 placed = None if None in created else sum(created)
-            uas.stop(grace_s=RECV_TIMEOUT_S)   # let the last BYEs reach the far end
+            _stop_far_end(uas, load, history, isup=far is not None)
         phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
         if far is not None:     # the ISUP legs, judged with the rest (isup_load.py)
