@@ -34,3 +34,13 @@ def test_logging_into_a_full_pipe_returns_and_every_line_comes_out_in_order():
     assert len(lines) == LINES
     assert [ln.split()[3] for ln in lines] == [str(i) for i in range(LINES)]
     assert all(ln.split()[1] == "tmedia-1" for ln in lines)
+
+
+def test_a_line_logged_right_before_os_exit_is_written_when_flushed():
+    """The board reboots by os._exit, which runs no atexit: its REBOOT line must still
+    reach the log (CI caught it lost)."""
+    child = ("import os\nfrom emulator.tmedia.log import flush, log\n"
+             "log('tmedia-1', 'REBOOT: why')\nflush()\nos._exit(75)\n")
+    p = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True, timeout=30)
+    assert p.returncode == 75, p.stderr.decode()
+    assert p.stdout.decode().split(" ", 1)[1] == "tmedia-1 REBOOT: why\n"

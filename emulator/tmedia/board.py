@@ -49,6 +49,7 @@ from .app_link import TICK_S, AppLink
 from .control import ControlAgent
 from .hot_spare import HotSpare
 from .lease import LeaseLog
+from .log import flush as flush_log
 from .log import log as log_line
 from .monitor import AppWatch, Watchdog
 from ..priority import normal
@@ -208,6 +209,7 @@ class Board:
             except (OSError, AttributeError):
                 pass
         self.ss7.stop(kill=True)
+        flush_log()        # os._exit runs no atexit: the REBOOT line must reach the log
         os._exit(REBOOT_EXIT)
 
     # --- what the control agent asks --------------------------------------------------

@@ -6,10 +6,11 @@ a test can swap the sink.
 The caller only stamps and queues the line; a thread of its own writes it. stdout is a
 pipe to the container runtime, and while dockerd is busy (a container starting beside
 it) that pipe can fill and a write block. Written from the SIP reactor or the board's
-loop, that froze the unit: a unit's log once went silent for 3 s beside a host's boot,
-and its pending route requests then timed out together. What is queued at exit is
-written before the process ends (atexit); a SIGKILL loses it, as it would lose a
-buffered write."""
+loop, that can freeze the unit (likely what happened when a unit's log went silent for
+3 s beside a host's boot, and its pending route requests then timed out together).
+What is queued at exit is written before the process ends (atexit; a process that
+leaves by os._exit calls flush() first, as the board's reboot does); a SIGKILL loses
+it, as it would lose a buffered write."""
 from __future__ import annotations
 
 import atexit
@@ -60,6 +61,12 @@ def _write() -> None:
                 broken = True
         if line is None:
             return
+
+
+def flush() -> None:
+    """Write out what is queued, then return (the writer is gone after this: for a
+    process about to leave by os._exit, which runs no atexit)."""
+    _drain()
 
 
 def _drain() -> None:
