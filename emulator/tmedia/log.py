@@ -44,23 +44,16 @@ def _start() -> None:
 
 def _write() -> None:
     broken = False                        # stdout closed: lines are dropped, never piled up
-    while True:
-        line = _lines.get()
-        batch = []
-        while line is not None:           # what queued meanwhile goes in one write
-            batch.append(line)
-            try:
-                line = _lines.get_nowait()
-            except queue.Empty:
-                break
-        if batch and not broken:
-            try:
-                sys.stdout.write("".join(batch))
-                sys.stdout.flush()
-            except (OSError, ValueError):
-                broken = True
-        if line is None:
-            return
+    while (line := _lines.get()) is not None:
+        if broken:
+            continue
+        try:
+            # one write a line: the board and its SIP applications share this pipe, and
+            # only a write under PIPE_BUF (4 kB) is never interleaved with another's
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            broken = True
 
 
 def flush() -> None:
