@@ -5,11 +5,12 @@ with RTP), the fault injected once enough calls are established, the switchover 
 for; once the window after the fault is over, the callers stop placing calls (SIPp's
 own count of the calls it placed is what is judged). While the load's last calls are
 held: the seed's post-switchover checks (or, after a MySQL operation, the configuration
-checks) with the fault still in place; the load runs to its end and is judged; then
-the heal, with a second load running through it until the system is healthy again.
-Every sub-check (calls, switchover, roles, post-checks, media, heal, logs) is judged,
-the verdict composed, and only then is result.json written, once, whatever happened:
-an operation that raised is written as `error`."""
+checks) with the fault still in place, then the heal, with a second load running
+through it until the system is healthy again (after the main load for unit and SS7
+faults, see heal_early); the load runs to its end. Every sub-check (calls, switchover,
+roles, post-checks, media, heal, logs) is judged, the verdict composed, and only then
+is result.json written, once, whatever happened: an operation that raised is written
+as `error`."""
 from __future__ import annotations
 
 import json
@@ -184,20 +185,22 @@ class Loads:
         return {c.call_id for _, kind, ld in self.agents if kind == "media" for c in ld.calls()}
 
 
-def _stop_far_end(uas: SippUas, load: Loads, history: History, isup: bool) -> None:
+def _stop_far_end(uas: SippUas, loads: list[Loads], history: History, isup: bool) -> None:
     """Stop the far end once the last BYEs have reached it. Its soft quit ends only when
     no call is open, and a call lost with its unit never gets its BYE: waiting out the
     grace for those cost 8 s in every unit operation. So the far end is stopped once
     every call whose BYE the unit answered has that BYE at the far end too (what is
     still missing at the deadline is judged as such). The ISUP far end's calls reach it
-    as calls of their own, not joined to a caller here: with those, the grace stays."""
+    as calls of their own, not joined to a caller here: with those, the grace stays.
+    `loads` are every load whose calls went to this far end (the main one, and the
+    heal's when it overlapped the main load's hold)."""
     if isup:
         uas.stop(grace_s=RECV_TIMEOUT_S)
         return
 
     def missing() -> list[str]:
-        calls, _ = load.calls(far_end=uas)
-        return [c.call_id for c in calls if c.bye_ok_t is not None and not c.far_bye]
+        return [c.call_id for ld in loads for c in ld.calls(far_end=uas)[0]
+                if c.bye_ok_t is not None and not c.far_bye]
     try:
         wait_for(lambda: not missing(), RECV_TIMEOUT_S, "the last BYEs at the far end",
                  interval=0.25)
@@ -296,6 +299,13 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     extra_effects: dict = {}
     watcher.start()
     checks, config_checks = [], []
+    # Where it is safe, the heal overlaps the hold of the main load's last calls (they
+    # then ride through it too, and the hold is not waited out first). Not for a unit
+    # fault, whose effect is judged after the load from the unit's state and the
+    # captures, nor with SS7, whose far end's calls and MTP3 counts are judged up to
+    # their end: there the heal comes once all of that is judged, as a step of its own.
+    heal_early = not op.unit and not op.ss7
+    heal = None
     try:
         with uas, capture, _garp_capture(tb, op, before, extra_effects):
             if far is not None:
@@ -342,12 +352,15 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                 if op.fault["kind"].startswith("mysql_"):
                     config_checks = post_checks.run_config_checks(tb)
                     phases.mark("configuration checks")
+                if heal_early:     # its calls go to this far end (the routes' sipp-uas:5060)
+                    heal = _heal_under_load(tb, faults, op, history)
+                    phases.mark("heal under load")
                 finished = load.wait()
                 history.event("note", text=f"load finished by itself: {finished}")
                 phases.mark("load end")
                 created = [ld.created() for ld in load.sipps]     # each written as it exits
                 placed = None if None in created else sum(created)
-            _stop_far_end(uas, load, history, isup=far is not None)
+            _stop_far_end(uas, [load] + ([heal.load] if heal else []), history, isup=far is not None)
         phases.mark("far end and captures stopped")
         calls, unit_of = load.calls(far_end=uas)
         if far is not None:     # the ISUP legs, judged with the rest (isup_load.py)
@@ -408,13 +421,18 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     if db_before is not None:
         verdict.add(db_untouched_check(db_before, db_servers(tb)))
     phases.mark("judged (calls, media, OAM)")
-    # The heal, under load: calls through it are judged like the rest. It comes after the
-    # main load, not while its last calls are held: tried in CI, the 400 calls ending
-    # beside a host's boot and the heal's calls stalled a unit for 3 s (its log went
-    # silent; its route requests timed out together) and 11 heal calls got 503.
-    heal_check, heal_calls = _heal_under_load(tb, faults, op, history, uas_name=f"{op.id}-heal-uas")
-    verdict.add(heal_check)
-    phases.mark("heal under load")
+    # the heal, under load: calls through it are judged like the rest
+    if heal is not None:
+        verdict.add(heal.judge(uas, history))
+    else:
+        # a far end of its own for the heal's calls: the main load's has stopped
+        heal_uas = SippUas(tb.sipp_executor("sipp-uas"), tb.ip("sipp-uas", "voip"),
+                           name=f"{op.id}-heal-uas")
+        with heal_uas:
+            heal = _heal_under_load(tb, faults, op, history)
+            _stop_far_end(heal_uas, [heal.load], history, isup=False)
+        verdict.add(heal.judge(heal_uas, history))
+        phases.mark("heal under load")
     watcher.stop()
     # the OAM samples are not judged: the two hosts' answers to one sample are not
     # simultaneous (under load one takes a few hundred ms), so they can neither prove nor
@@ -434,7 +452,7 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     verdict.add(_logs_check(tb, op, result["t_begin"]))
     # roles seen without the network: the hosts' and the units' own logs, and SIP
     views = roles.collect(tb, since=result["t_begin"])
-    sip = [c for c in calls + heal_calls if not c.call_id.startswith("isup-")]   # ISUP legs name no gateway
+    sip = [c for c in calls + heal.calls if not c.call_id.startswith("isup-")]   # ISUP legs name no gateway
     for c in roles.judge(views, sip, t_fault, v.t_sw, master,
                          slave if op.switchover else master, op.switchover, views.read_at):
         verdict.add(c)
@@ -563,52 +581,65 @@ def _switchover_check(v: Verdict, op) -> vd.SubCheck:
                                f"{sw:.3f} s after it", **data)
 
 
-def _heal_under_load(tb, faults, op, history, uas_name: str) -> tuple[vd.SubCheck, list]:
+class HealLoad:
+    """The calls placed through the heal (see _heal_under_load), judged once their far
+    end has stopped (its trace then has every BYE)."""
+
+    def __init__(self, load: "Loads", t_heal: float, healed: float, t_quit: float,
+                 healthy_s: float | None, rate: float):
+        self.load, self.t_heal, self.healed, self.t_quit = load, t_heal, healed, t_quit
+        self.healthy_s, self.rate = healthy_s, rate
+        self.calls: list = []          # read by judge()
+
+    def judge(self, uas: SippUas, history) -> vd.SubCheck:
+        load = self.load
+        self.calls = calls = load.calls(far_end=uas)[0]
+        load.note_strays(history)
+        for c in calls:
+            history.call(c)
+        v = check(calls, self.t_heal, None, "accept", switchover_expected=False, max_switchover_s=60)
+        probs = [str(x) for x in v.violations if x.call_id] + open_load_problems(
+            calls, [ld.created() for ld in load.sipps], self.t_heal, self.t_quit, self.rate)
+        data = {"heal_s": round(self.healed - self.t_heal, 2), "healthy_s": self.healthy_s,
+                "calls": len(calls)}
+        if probs:
+            return vd.failed("heal", f"{len(probs)} calls through the heal not as expected: "
+                                     + "; ".join(probs[:5]), **data)
+        return vd.ok("heal", f"healed in {self.healed - self.t_heal:.1f} s, healthy {self.healthy_s} "
+                             f"s after it; {len(calls)} calls through it, all accepted and ended "
+                             f"normally", **data)
+
+
+def _heal_under_load(tb, faults, op, history) -> HealLoad:
     """Heal the fault while a second load runs, and keep it running until the system is
     healthy again and has answered a few calls placed after that: every call through the
     heal and the returning node's rejoin must be accepted and end normally. The load's
     length is that condition, not a fixed time (a kill has nothing to heal; a powered-off
-    host boots and clones its database first)."""
-    # the far end of the routes (sipp-uas:5060): the main load's far end has stopped
-    uas = SippUas(tb.sipp_executor("sipp-uas"),
-                  tb.ip("sipp-uas", "voip"), name=uas_name)
+    host boots and clones its database first). Its calls go to sipp-uas:5060, the routes'
+    far end, where the caller runs a SippUas until they have ended."""
     load = Loads(tb, f"{op.id}-heal", LOAD_PORTS["heal"], op.load.rate,
                  min(op.load.hold_s, HEAL_HOLD_S), HEAL_MAX_S, media_rate=op.load.media_rate)
     healthy_s = None
-    with uas:
-        with load:
-            wait_for(lambda: established_now(load.sipps) >= 2, 10,
-                     "calls established before the heal")
-            t_heal = time.time()
-            faults.heal()                 # writes the heal events into the history
-            healed = time.time()
-            try:
-                tb.wait_healthy(HEAL_HEALTHY_S, quiet=True)
-                t_ok = time.time()
-                healthy_s = round(t_ok - t_heal, 2)
-                tail = max(3, round(op.load.rate * HEAL_TAIL_S))
-                wait_for(lambda: _answered_after(load, t_ok) >= tail, HEAL_TAIL_S + 10,
-                         f"{tail} calls placed after the heal answered", interval=0.25)
-            except TestbedError as exc:
-                history.event("note", text=f"heal load: {exc}")   # judged below and after
-            t_quit = time.time()
-            for ld in load.sipps:
-                ld.quit()
-            load.wait()
-        uas.stop(grace_s=RECV_TIMEOUT_S)
-    calls, _ = load.calls(far_end=uas)
-    load.note_strays(history)
-    for c in calls:
-        history.call(c)
-    v = check(calls, t_heal, None, "accept", switchover_expected=False, max_switchover_s=60)
-    probs = [str(x) for x in v.violations if x.call_id] + open_load_problems(
-        calls, [ld.created() for ld in load.sipps], t_heal, t_quit, op.load.rate)
-    data = {"heal_s": round(healed - t_heal, 2), "healthy_s": healthy_s, "calls": len(calls)}
-    if probs:
-        return vd.failed("heal", f"{len(probs)} calls through the heal not as expected: "
-                                 + "; ".join(probs[:5]), **data), calls
-    return vd.ok("heal", f"healed in {healed - t_heal:.1f} s, healthy {healthy_s} s after it; "
-                         f"{len(calls)} calls through it, all accepted and ended normally", **data), calls
+    with load:
+        wait_for(lambda: established_now(load.sipps) >= 2, 10,
+                 "calls established before the heal")
+        t_heal = time.time()
+        faults.heal()                 # writes the heal events into the history
+        healed = time.time()
+        try:
+            tb.wait_healthy(HEAL_HEALTHY_S, quiet=True)
+            t_ok = time.time()
+            healthy_s = round(t_ok - t_heal, 2)
+            tail = max(3, round(op.load.rate * HEAL_TAIL_S))
+            wait_for(lambda: _answered_after(load, t_ok) >= tail, HEAL_TAIL_S + 10,
+                     f"{tail} calls placed after the heal answered", interval=0.25)
+        except TestbedError as exc:
+            history.event("note", text=f"heal load: {exc}")   # judged below and after
+        t_quit = time.time()
+        for ld in load.sipps:
+            ld.quit()
+        load.wait()
+    return HealLoad(load, t_heal, healed, t_quit, healthy_s, op.load.rate)
 
 
 def _answered_after(load: Loads, t: float) -> int:

@@ -46,7 +46,7 @@ def test_the_far_end_is_stopped_only_once_every_answered_bye_reached_it():
     uas, hist = FakeUas(), FakeHistory()
     calls = [call("a", True), call("b", True), call("lost", False)]
     load = FakeLoad(uas, calls, late={"b"}, arrive_after=3)
-    scenario._stop_far_end(uas, load, hist, isup=False)
+    scenario._stop_far_end(uas, [load], hist, isup=False)
     assert load.reads == 4                  # b's BYE came on the 4th read, then the stop
     assert uas.stopped_with is not None and uas.stopped_with < scenario.RECV_TIMEOUT_S
     assert hist.notes == []                 # the lost call was not waited for
@@ -56,7 +56,7 @@ def test_a_bye_that_never_comes_is_noted_and_the_far_end_stopped_at_the_deadline
     monkeypatch.setattr(scenario, "RECV_TIMEOUT_S", 0.3)
     uas, hist = FakeUas(), FakeHistory()
     load = FakeLoad(uas, [call("a", True)], late={"a"}, arrive_after=10 ** 6)
-    scenario._stop_far_end(uas, load, hist, isup=False)
+    scenario._stop_far_end(uas, [load], hist, isup=False)
     assert uas.stopped_with is not None
     assert any("the last BYEs at the far end" in n for n in hist.notes)
 
@@ -64,5 +64,14 @@ def test_a_bye_that_never_comes_is_noted_and_the_far_end_stopped_at_the_deadline
 def test_with_isup_calls_the_far_end_keeps_its_grace():
     uas, hist = FakeUas(), FakeHistory()
     load = FakeLoad(uas, [call("a", True)], late=set(), arrive_after=0)
-    scenario._stop_far_end(uas, load, hist, isup=True)
+    scenario._stop_far_end(uas, [load], hist, isup=True)
     assert uas.stopped_with == scenario.RECV_TIMEOUT_S and load.reads == 0
+
+
+def test_the_heals_calls_to_the_same_far_end_are_waited_for_too():
+    # the heal overlapping the main load's hold sends its calls to the same far end
+    uas, hist = FakeUas(), FakeHistory()
+    main = FakeLoad(uas, [call("a", True)], late=set(), arrive_after=0)
+    heal = FakeLoad(uas, [call("h", True)], late={"h"}, arrive_after=2)
+    scenario._stop_far_end(uas, [main, heal], hist, isup=False)
+    assert heal.reads == 3 and uas.stopped_with is not None and hist.notes == []
