@@ -6,14 +6,15 @@ for; once the window after the fault is over, the callers stop placing calls (SI
 own count of the calls it placed is what is judged). While the load's last calls are
 held: the seed's post-switchover checks (or, after a MySQL operation, the configuration
 checks) with the fault still in place, then the heal, with a second load running
-through it until the system is healthy again (after the main load for unit and SS7
-faults, see heal_early); the load runs to its end. Every sub-check (calls, switchover,
+through it until the system is healthy again (after the main load for SS7 faults and
+the unit faults judged from captures, see heal_early); the load runs to its end. Every sub-check (calls, switchover,
 roles, post-checks, media, heal, logs) is judged, the verdict composed, and only then
 is result.json written, once, whatever happened: an operation that raised is written
 as `error`."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 from . import logscan, post_checks, roles
 from . import verdict as vd
 from .checks import Verdict, check, load_problems, open_load_problems
-from .faults import FaultSet, fault_class, from_spec
+from .faults import FaultSet, Timers, fault_class, from_spec
 from .faults import prepare as prepare_fault
 from .history import History
 from . import isup_load
@@ -35,6 +36,12 @@ from .testbed import HOSTS, Testbed, TestbedError, log
 from .util import each, wait_for
 
 RECV_TIMEOUT_S = 8.0
+# unit faults whose effect is read from the unit (its placement, its boot record), not
+# from a capture: healed while the main load's last calls are held (see _run)
+HEAL_EARLY_UNIT_KINDS = unit_ops.LOST_KINDS + ("unit_ctrl_cut",)
+# how long after the fault its effect on the unit may take: the watchdog's reboot, the
+# slowest, comes its timeout after the fault
+UNIT_EFFECT_S = Timers.from_env(os.environ).watchdog_s + 5.0
 WARMUP_SLACK_S = 5.0    # the main load's calls beyond warm-up and window (see _run)
 
 
@@ -300,12 +307,13 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     watcher.start()
     checks, config_checks = [], []
     # Where it is safe, the heal overlaps the hold of the main load's last calls (they
-    # then ride through it too, and the hold is not waited out first). Not for a unit
-    # fault, whose effect is judged after the load from the unit's state and the
-    # captures, nor with SS7, whose far end's calls and MTP3 counts are judged up to
-    # their end: there the heal comes once all of that is judged, as a step of its own.
-    heal_early = not op.unit and not op.ss7
-    heal = None
+    # then ride through it too, and the hold is not waited out first). Not for a bond
+    # port or a voice path, whose effect is judged from the captures of the new port
+    # and of the media, which the heal would mix into, nor with SS7, whose far end's
+    # calls and MTP3 counts are judged up to their end: there the heal comes once all
+    # of that is judged, as a step of its own.
+    heal_early = not op.ss7 and (not op.unit or op.fault["kind"] in HEAL_EARLY_UNIT_KINDS)
+    heal = effect = None
     try:
         with uas, capture, _garp_capture(tb, op, before, extra_effects):
             if far is not None:
@@ -353,6 +361,9 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
                     config_checks = post_checks.run_config_checks(tb)
                     phases.mark("configuration checks")
                 if heal_early:     # its calls go to this far end (the routes' sipp-uas:5060)
+                    if unit:       # the fault's effect on the unit, read while it is in place
+                        effect = unit_ops.wait_effect(tb, op.fault["kind"], unit, before, t_fault,
+                                                      extra_effects, UNIT_EFFECT_S)
                     heal = _heal_under_load(tb, faults, op, history)
                     phases.mark("heal under load")
                 finished = load.wait()
@@ -408,7 +419,8 @@ def _run(tb, faults, op, out, history, verdict, result, watcher):
     if unit:
         verdict.add(unit_ops.recovery_check(calls, unit_of, unit, t_fault, op.unit.calls,
                                             op.max_switchover_s))
-        verdict.add(unit_ops.effect_check(tb, op.fault["kind"], unit, before, t_fault, extra_effects))
+        verdict.add(effect or unit_ops.effect_check(tb, op.fault["kind"], unit, before, t_fault,
+                                                    extra_effects))
     if op.switchover:
         verdict.add(_post_checks(checks, "post-switchover checks"))
     else:

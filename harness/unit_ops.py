@@ -28,6 +28,8 @@ surviving voice path.
 """
 from __future__ import annotations
 
+import time
+
 from . import verdict as vd
 from .isup_load import is_isup
 from .probes import boot_record
@@ -106,6 +108,18 @@ def before_fault(tb, unit: str) -> dict:
     return {"board": board, "boots": boots, "status": st["units"], "services": st["services"]}
 
 
+def wait_effect(tb, kind: str, unit: str, before: dict, t_fault: float, extra: dict,
+                deadline_s: float) -> vd.SubCheck:
+    """effect_check once it holds, or its last answer `deadline_s` after the fault: read
+    before the heal, the effect may still be on its way (a watchdog reboot comes its
+    timeout after the fault, about as late as the window after it ends)."""
+    while True:
+        res = effect_check(tb, kind, unit, before, t_fault, extra)
+        if res.status == "ok" or time.time() >= t_fault + deadline_s:
+            return res
+        time.sleep(0.25)
+
+
 def _reboots_since(rec_before: dict | None, rec_after: dict | None, t: float) -> list[dict]:
     if not rec_after:
         return []
@@ -113,7 +127,9 @@ def _reboots_since(rec_before: dict | None, rec_after: dict | None, t: float) ->
 
 
 def effect_check(tb, kind: str, unit: str, before: dict, t_fault: float, extra: dict) -> vd.SubCheck:
-    """The effect the fault kind must have had (module docstring), after the load."""
+    """The effect the fault kind must have had (module docstring): read before the heal
+    where the heal overlaps the load's hold (scenario.HEAL_EARLY_UNIT_KINDS), else after
+    the load (a capture's findings are in `extra` only once it has stopped)."""
     name = "unit effect"
     board = before["board"]
     try:

@@ -43,3 +43,18 @@ def test_voice_path_effect_new_calls_without_media_on_the_surviving_path_fail():
     assert judge(new_calls=20, new_on_lost=0, new_on_other=10) == "failed"
     assert judge(new_calls=20, new_on_lost=0, new_on_other=20) == "ok"
     assert judge(new_calls=0, new_on_lost=0, new_on_other=0) == "unknown"
+
+
+def test_an_effect_read_before_the_heal_is_waited_for_until_its_deadline(monkeypatch):
+    # a watchdog reboot comes as late as the window after the fault ends: the check
+    # read before the heal waits for it, and gives its last answer at the deadline
+    import time
+    from harness import unit_ops, verdict as vd
+    answers = iter([vd.failed("unit effect", "no reboot yet")] * 3 + [vd.ok("unit effect", "rebooted")])
+    monkeypatch.setattr(unit_ops, "effect_check", lambda *a: next(answers))
+    monkeypatch.setattr(unit_ops.time, "sleep", lambda s: None)
+    t0 = time.time()
+    assert unit_ops.wait_effect(None, "unit_unpolled", "tmedia-1", {}, t0, {}, 10).status == "ok"
+    monkeypatch.setattr(unit_ops, "effect_check", lambda *a: vd.failed("unit effect", "no reboot"))
+    res = unit_ops.wait_effect(None, "unit_unpolled", "tmedia-1", {}, t0 - 10, {}, 5)
+    assert res.status == "failed" and res.detail == "no reboot"
