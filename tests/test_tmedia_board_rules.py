@@ -7,7 +7,7 @@ import socket
 import struct
 
 from emulator.tmedia.monitor import AppWatch, Watchdog
-from emulator.tmedia.ports import BondLogic, garp_frame, unit_mac
+from emulator.tmedia.ports import Bond, BondLogic, garp_frame, unit_mac
 
 
 class Clock:
@@ -33,6 +33,16 @@ def test_bond_fails_over_and_does_not_fail_back():
     assert b.failovers == 1
     assert b.update({"vp1": True, "vp2": True}) is None      # vp1 back: stay on vp2
     assert b.active == "vp2"
+
+
+def test_bond_failover_is_one_tc_batch_clearing_first_then_both_redirects():
+    # every redirect goes before the new ones (a stale one would duplicate frames), and
+    # down leaves the bond at no port; the effect is proven on the testbed
+    # (tests/integration/test_units.py, bench/units.py's media gap)
+    to_vp2 = Bond.redirects("vp2")
+    assert to_vp2[:3] == [f"filter del dev {d} parent ffff:" for d in ("bond0p", "vp1", "vp2")]
+    assert [c.split()[3] + ">" + c.split()[-1] for c in to_vp2[3:]] == ["bond0p>vp2", "vp2>bond0p"]
+    assert Bond.redirects("down") == to_vp2[:3]
 
 
 def test_bond_down_when_both_ports_lose_link_and_up_again():
