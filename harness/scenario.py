@@ -7,10 +7,10 @@ own count of the calls it placed is what is judged). While the load's last calls
 held: the seed's post-switchover checks (or, after a MySQL operation, the configuration
 checks) with the fault still in place, then the heal, with a second load running
 through it until the system is healthy again (after the main load for SS7 faults and
-the unit faults judged from captures, see heal_early); the load runs to its end. Every sub-check (calls, switchover,
-roles, post-checks, media, heal, logs) is judged, the verdict composed, and only then
-is result.json written, once, whatever happened: an operation that raised is written
-as `error`."""
+the unit faults judged from captures, see heal_early); the load runs to its end. Every
+sub-check (calls, switchover, roles, post-checks, media, heal, logs) is judged, the
+verdict composed, and only then is result.json written, once, whatever happened: an
+operation that raised is written as `error`."""
 from __future__ import annotations
 
 import json
