@@ -31,6 +31,10 @@ def config(env: dict) -> str:
         # SFTP in sshd itself (no sftp-server binary needed): the harness copies an
         # agent's SIPp scenario there and its traces back
         "Subsystem sftp internal-sftp",
+        # the harness keeps one connection a node: every SIPp it runs on an agent is a
+        # session of its own, beside the copies and probes (sshd's default of 10 refused
+        # the heal's callers starting beside the main load's: "no more sessions")
+        "MaxSessions 64",
         "LogLevel INFO",
         *([f"SetEnv {keep}"] if keep else []),
         ""])
