@@ -33,6 +33,8 @@ import time
 from . import verdict as vd
 from .isup_load import is_isup
 from .probes import boot_record
+from .testbed import TestbedError
+from .util import wait_for
 
 LOST_KINDS = ("unit_power_off", "voip_ports_down", "unit_app_crash", "unit_unpolled")
 
@@ -113,11 +115,16 @@ def wait_effect(tb, kind: str, unit: str, before: dict, t_fault: float, extra: d
     """effect_check once it holds, or its last answer `deadline_s` after the fault: read
     before the heal, the effect may still be on its way (a watchdog reboot comes its
     timeout after the fault, about as late as the window after it ends)."""
-    while True:
-        res = effect_check(tb, kind, unit, before, t_fault, extra)
-        if res.status == "ok" or time.time() >= t_fault + deadline_s:
-            return res
-        time.sleep(0.25)
+    last = []
+
+    def held() -> bool:
+        last[:] = [effect_check(tb, kind, unit, before, t_fault, extra)]
+        return last[0].status == "ok"
+    try:
+        wait_for(held, t_fault + deadline_s - time.time(), "the unit effect", interval=0.25)
+    except TestbedError:
+        pass           # the last answer says what was missing
+    return last[0]
 
 
 def _reboots_since(rec_before: dict | None, rec_after: dict | None, t: float) -> list[dict]:

@@ -52,7 +52,7 @@ def test_an_effect_read_before_the_heal_is_waited_for_until_its_deadline(monkeyp
     from harness import unit_ops, verdict as vd
     answers = iter([vd.failed("unit effect", "no reboot yet")] * 3 + [vd.ok("unit effect", "rebooted")])
     monkeypatch.setattr(unit_ops, "effect_check", lambda *a: next(answers))
-    monkeypatch.setattr(unit_ops.time, "sleep", lambda s: None)
+    monkeypatch.setattr("harness.util.time.sleep", lambda s: None)
     t0 = time.time()
     assert unit_ops.wait_effect(None, "unit_unpolled", "tmedia-1", {}, t0, {}, 10).status == "ok"
     monkeypatch.setattr(unit_ops, "effect_check", lambda *a: vd.failed("unit effect", "no reboot"))
